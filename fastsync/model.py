@@ -1,0 +1,115 @@
+"""Small value types shared by every layer: sides, flags, message metadata, content keys.
+
+Flags are one int bitmask whose bits follow the Maildir letter order (D F P R S T), so a
+Maildir info suffix and an IMAP flag list convert through one table.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Iterable
+
+import msgspec
+
+
+class Side(enum.Enum):
+    FAR = "far"
+    NEAR = "near"
+
+    @property
+    def other(self) -> Side:
+        return Side.NEAR if self is Side.FAR else Side.FAR
+
+
+# Bit per Maildir letter, in the letter order Maildir requires for the info suffix.
+DRAFT, FLAGGED, PASSED, REPLIED, SEEN, TRASHED = 1, 2, 4, 8, 16, 32
+ALL_FLAGS = 63
+_LETTERS = "DFPRST"
+_IMAP_NAMES = (b"\\Draft", b"\\Flagged", b"$Forwarded", b"\\Answered", b"\\Seen", b"\\Deleted")
+_IMAP_BIT = {name.lower(): 1 << i for i, name in enumerate(_IMAP_NAMES)}
+
+
+def flags_from_maildir(info: str) -> int:
+    """Flags of a Maildir info string (the part after ``:2,``); unknown letters are ignored."""
+    bits = 0
+    for ch in info:
+        i = _LETTERS.find(ch)
+        if i >= 0:
+            bits |= 1 << i
+    return bits
+
+
+def flags_to_maildir(flags: int) -> str:
+    return "".join(ch for i, ch in enumerate(_LETTERS) if flags & (1 << i))
+
+
+def flags_from_imap(names: Iterable[bytes | str]) -> int:
+    """Flags we sync from an IMAP flag list; keywords other than $Forwarded are not ours."""
+    bits = 0
+    for name in names:
+        raw = name.encode() if isinstance(name, str) else name
+        bits |= _IMAP_BIT.get(raw.lower(), 0)
+    return bits
+
+
+def flags_to_imap(flags: int) -> list[bytes]:
+    return [name for i, name in enumerate(_IMAP_NAMES) if flags & (1 << i)]
+
+
+def flags_repr(flags: int) -> str:
+    return flags_to_maildir(flags) or "-"
+
+
+class Fetched(msgspec.Struct, array_like=True):
+    """One message read from a store, in canonical wire form (CRLF line ends)."""
+
+    uid: int
+    flags: int
+    internaldate: float  # seconds since the epoch, UTC
+    data: bytes
+
+
+class Outgoing(msgspec.Struct, array_like=True):
+    """One message to store, in canonical wire form; ``src_uid`` is its UID on the other side."""
+
+    src_uid: int
+    flags: int
+    internaldate: float
+    data: bytes
+
+
+def header_section(data: bytes) -> bytes:
+    """The header block of a message (up to the first empty line), any line ending."""
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        i = data.find(sep)
+        if i >= 0:
+            return data[:i]
+    return data
+
+
+def content_key(header: bytes, size: int) -> bytes:
+    """Identity of a message independent of UIDs and line endings.
+
+    The header block is normalised to LF and stripped of trailing line ends, hashed, and
+    joined with the message size in CRLF form, so the same message has the same key on an
+    IMAP server and in a Maildir file.
+    """
+    norm = header.replace(b"\r\n", b"\n").rstrip(b"\n")
+    return hashlib.sha1(norm).digest()[:12] + size.to_bytes(8, "big")
+
+
+def crlf_size(data: bytes) -> int:
+    """Size of ``data`` once bare LF line ends are turned into CRLF."""
+    return len(data) + data.count(b"\n") - data.count(b"\r\n")
+
+
+def to_lf(data: bytes) -> bytes:
+    return data.replace(b"\r\n", b"\n")
+
+
+def to_crlf(data: bytes) -> bytes:
+    """LF -> CRLF, leaving existing CRLF alone."""
+    if b"\n" not in data:
+        return data
+    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")

@@ -1,0 +1,116 @@
+"""The one interface the engine uses to talk to a mail store (an IMAP server or a Maildir).
+
+Both kinds look alike from here: a store holds folders; a selected folder holds messages
+addressed by integer UIDs that never change while the folder's UIDVALIDITY stays the same;
+message bytes cross this interface in canonical wire form (CRLF line ends), and each driver
+converts to its own form when it stores them.
+
+Failure grades (see errors.py): a call raises MessageError for one bad message only where
+its docstring says so; FolderError when the selected folder cannot be used; StoreError when
+the connection or the server dialogue broke (the caller may reconnect and retry the folder);
+AccountError when the account cannot be used at all (login, TLS).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+
+import msgspec
+
+from fastsync.model import Fetched, Outgoing
+
+
+class FolderEntry(msgspec.Struct, frozen=True):
+    """A folder as the store lists it; ``name`` uses the store's own hierarchy separator."""
+
+    name: str
+    selectable: bool = True
+    special_use: str | None = None  # RFC 6154 attribute such as "\\Sent", when the store knows one
+
+
+class FolderStatus(msgspec.Struct):
+    """What a store says about a folder without listing its messages."""
+
+    validity: int
+    uidnext: int
+    messages: int
+    highestmodseq: int = 0
+
+
+class Listing(msgspec.Struct):
+    """The messages of the selected folder now.
+
+    ``flags`` holds every message (UID -> Flags bits). ``sizes`` holds at least the messages
+    with a UID above the ``sizes_above`` the caller asked for (size in bytes; for a Maildir
+    the file size, which may differ from the CRLF size by the line count: use it for
+    batching only).
+    """
+
+    flags: dict[int, int]
+    sizes: dict[int, int]
+
+
+class Store(abc.ABC):
+    """A mail store. Not thread-safe; one instance per connection, used by one process."""
+
+    @abc.abstractmethod
+    def connect(self) -> None:
+        """Open the store (log in). AccountError when refused, StoreError when unreachable."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the connection; never raises."""
+
+    @property
+    @abc.abstractmethod
+    def separator(self) -> str:
+        """The hierarchy separator of folder names in this store."""
+
+    @abc.abstractmethod
+    def list_folders(self) -> list[FolderEntry]:
+        """Every folder of the store (not filtered)."""
+
+    @abc.abstractmethod
+    def create_folder(self, name: str) -> None:
+        """Create a folder (and its parents where the store needs them); exists = success."""
+
+    @abc.abstractmethod
+    def status(self, name: str) -> FolderStatus:
+        """Cheap status of a folder without selecting it. FolderError if it does not exist."""
+
+    @abc.abstractmethod
+    def select(self, name: str) -> FolderStatus:
+        """Select a folder for the message calls below. FolderError if it does not exist."""
+
+    @abc.abstractmethod
+    def list_messages(self, sizes_above: int) -> Listing:
+        """List the selected folder (see Listing). May assign UIDs to new Maildir files."""
+
+    @abc.abstractmethod
+    def fetch(self, uids: list[int]) -> Iterator[Fetched]:
+        """Read these messages in one batch; UIDs that no longer exist are left out."""
+
+    @abc.abstractmethod
+    def append(self, msgs: list[Outgoing]) -> list[int | None]:
+        """Store these messages with their flags and dates; return their new UIDs in order.
+
+        None stands for a message whose UID the store cannot tell (no UIDPLUS). A message the
+        store refuses raises MessageError only when it is the only one in the batch; callers
+        retry a failed batch one message at a time.
+        """
+
+    @abc.abstractmethod
+    def set_flags(self, uids: list[int], add: int, remove: int) -> None:
+        """Add and remove Flags bits on these messages; other flags and keywords are kept."""
+
+    @abc.abstractmethod
+    def delete(self, uids: list[int]) -> None:
+        """Remove these messages for good (IMAP: \\Deleted + UID EXPUNGE where offered)."""
+
+    @abc.abstractmethod
+    def identities(self, uids: list[int]) -> dict[int, bytes]:
+        """Content keys (model.content_key) of these messages, for pairing without state."""
+
+    def flush(self) -> None:  # noqa: B027 - optional hook, nothing to do for most stores
+        """Make everything stored so far durable (before the state that records it is written)."""
