@@ -14,11 +14,47 @@ AccountError when the account cannot be used at all (login, TLS).
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import msgspec
 
 from fastsync.model import Fetched, Outgoing
+
+_MAX_SET_CHARS = 4000  # keeps every IMAP command line well under servers' limits
+
+
+def uid_set(uids: Sequence[int]) -> str:
+    """Compress sorted-or-not UIDs into an IMAP sequence set: ``1:3,7,9:10``."""
+    parts: list[str] = []
+    ordered = sorted(set(uids))
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        parts.append(str(ordered[i]) if i == j else f"{ordered[i]}:{ordered[j]}")
+        i = j + 1
+    return ",".join(parts)
+
+
+def uid_set_chunks(uids: Sequence[int]) -> Iterator[str]:
+    """UID sets of at most _MAX_SET_CHARS characters covering ``uids``."""
+    text = uid_set(uids)
+    while len(text) > _MAX_SET_CHARS:
+        cut = text.rfind(",", 0, _MAX_SET_CHARS)
+        yield text[:cut]
+        text = text[cut + 1 :]
+    if text:
+        yield text
+
+
+def parse_uid_set(text: str) -> list[int]:
+    out: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition(":")
+        a, b = int(lo), int(hi or lo)
+        out.extend(range(min(a, b), max(a, b) + 1))
+    return out
 
 
 class FolderEntry(msgspec.Struct, frozen=True):

@@ -1,0 +1,19 @@
+# The two commands of the README: `make demo` and `make test`. Both install what they need.
+.PHONY: demo test lint bench setup
+
+setup:
+	@tools/setup.sh
+
+demo: setup
+	@.venv/bin/python -m tools.demo
+
+lint: setup
+	.venv/bin/ruff check fastsync tests tools bench
+	.venv/bin/mypy
+
+test: lint
+	.venv/bin/python -m pytest -q
+
+bench:
+	@tools/setup.sh --bench
+	@.venv/bin/python -m bench.run $(ARGS)

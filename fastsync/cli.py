@@ -1,0 +1,99 @@
+"""Command line: arguments -> config -> run; exceptions -> exit codes. No sync logic here."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from fastsync import __version__
+from fastsync.errors import ConfigError, ExitCode, FastsyncError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fastsync",
+        description="Fast, safe two-way IMAP <-> Maildir / IMAP sync (reads OfflineIMAP configs).",
+    )
+    p.add_argument("-c", dest="config", metavar="FILE", help="config file (default ~/.fastsyncrc)")
+    p.add_argument("-a", dest="accounts", metavar="ACCOUNTS", help="comma-separated accounts to sync")
+    p.add_argument("-f", dest="folders", metavar="FOLDERS",
+                   help="comma-separated folders to sync (far names)")
+    p.add_argument("-o", dest="once", action="store_true", help="sync once, ignoring autorefresh")
+    p.add_argument("--dry-run", action="store_true", help="say what would be done; write nothing")
+    p.add_argument("--force-deletes", action="store_true",
+                   help="allow a run to delete more than max_delete_percent of a folder")
+    p.add_argument("-u", dest="ui", metavar="UI", help="user interface (e.g. Noninteractive.Basic)")
+    p.add_argument("-l", dest="logfile", metavar="LOGFILE", help="write the log to this file")
+    p.add_argument("-d", dest="debug", metavar="TYPES", nargs="?", const="all",
+                   help="debug log; 'imap' adds the (password-free) IMAP protocol trace")
+    p.add_argument("--version", action="version", version=f"fastsync {__version__}")
+    return p
+
+
+def _setup_logging(debug: str | None, logfile: str | None) -> None:
+    handler: logging.Handler = logging.FileHandler(logfile) if logfile else logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.WARNING)
+    types = set((debug or "").split(","))
+    if "imap" not in types:
+        logging.getLogger("imapclient").setLevel(logging.WARNING)
+
+
+def _split(raw: str | None) -> tuple[str, ...]:
+    return tuple(x.strip() for x in raw.split(",") if x.strip()) if raw else ()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.debug, args.logfile)
+    try:
+        return int(_run(args))
+    except ConfigError as e:
+        print(f"fastsync: {e}", file=sys.stderr)
+        return int(ExitCode.CONFIG)
+    except FastsyncError as e:
+        print(f"fastsync: {e}", file=sys.stderr)
+        return int(ExitCode.ACCOUNT)
+    except KeyboardInterrupt:
+        return int(ExitCode.INTERRUPTED)
+
+
+def _run(args: argparse.Namespace) -> ExitCode:
+    from fastsync.config import ImapRepo, default_config_path, load_config
+    from fastsync.folders import load_pythonfile
+    from fastsync.secrets import get_password
+    from fastsync.supervisor import RunOptions, Supervisor
+    from fastsync.ui import choose
+
+    config = load_config(Path(args.config).expanduser() if args.config else default_config_path())
+    ui = choose(_split(args.ui) if args.ui else config.general.ui)
+    accounts = _split(args.accounts) or tuple(config.accounts)
+    for name in accounts:
+        if name not in config.accounts:
+            raise ConfigError(f"{config.path}: account {name!r} is not configured "
+                              f"(expected one of {', '.join(config.accounts)})")
+    pyglobals = load_pythonfile(config.general.pythonfile) if config.general.pythonfile else {}
+    prompt = ui.ask_password if ui.can_prompt() else None
+    passwords: dict[str, str | None] = {}
+    runnable = []
+    failed = False
+    for name in accounts:
+        acct = config.accounts[name]
+        try:
+            for repo in (acct.remote, acct.local):
+                if isinstance(repo, ImapRepo) and repo.name not in passwords:
+                    passwords[repo.name] = get_password(repo, pyglobals, prompt)  # type: ignore[arg-type]
+            runnable.append(name)
+        except ConfigError as e:
+            ui.error(f"account {name}: {e}")
+            failed = True
+    opts = RunOptions(
+        accounts=tuple(runnable), folders=_split(args.folders), once=args.once, dry_run=args.dry_run,
+        force_deletes=args.force_deletes, debug=bool(args.debug), logfile=args.logfile,
+    )
+    code = Supervisor(config, opts, ui, passwords).run() if runnable else ExitCode.OK
+    return max(code, ExitCode.ACCOUNT) if failed else code

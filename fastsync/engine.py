@@ -1,0 +1,324 @@
+"""One folder pair: select both sides, load state, list, plan, apply in batches, commit.
+
+Order of writes (so that a crash at any point loses nothing and duplicates nothing):
+message data is stored and made durable (store.flush) before the journal record that pairs
+it; deletions happen before the record that forgets their pair; the snapshot is committed
+last. New messages that were stored but not recorded show up as new on both sides on the
+next run and are paired by content (plan.py), not copied again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+import msgspec
+
+from fastsync.errors import DeletionGuard, FolderError, MessageError
+from fastsync.folders import FolderPair
+from fastsync.model import Fetched, Outgoing, Side, flags_repr
+from fastsync.plan import Plan, PlanOptions, new_messages, plan
+from fastsync.state import FlagsSet, FolderState, Header, Paired, Retry, StateFile, Unpaired, apply_record
+from fastsync.stores.base import FolderStatus, Listing, Store, uid_set
+from fastsync.workers.events import FolderStats
+
+log = logging.getLogger(__name__)
+
+Report = Callable[[str, str, int, int, int], None]  # (kind, what/text, done, total, bytes)
+
+
+class EngineOptions(msgspec.Struct, frozen=True):
+    plan: PlanOptions = msgspec.field(default_factory=PlanOptions)
+    dry_run: bool = False
+    batch_bytes: int = 16 << 20
+    batch_count: int = 1000
+    max_message_errors: int = 20
+    maxsize: int | None = None  # messages larger than this are not copied
+
+
+@dataclass
+class _Run:
+    far: Store
+    near: Store
+    pair: FolderPair
+    statefile: StateFile
+    opts: EngineOptions
+    report: Report
+    state: FolderState = field(default_factory=FolderState)
+    stats: FolderStats = field(default_factory=FolderStats)
+    max_new_far: int = 0  # highest UID this run created on each side
+    max_new_near: int = 0
+
+    def note_new_uid(self, side: Side, uid: int) -> None:
+        if side is Side.FAR:
+            self.max_new_far = max(self.max_new_far, uid)
+        else:
+            self.max_new_near = max(self.max_new_near, uid)
+
+    def record(self, rec: Paired | Unpaired | FlagsSet | Header | Retry) -> None:
+        apply_record(self.state, rec)  # first: a record that does not apply never reaches the disk
+        self.statefile.journal(rec)
+
+    def message_error(self, text: str) -> None:
+        self.stats.errors += 1
+        self.report("error", text, 0, 0, 0)
+        if self.stats.errors >= self.opts.max_message_errors:
+            raise FolderError(f"{self.pair.far!r}: stopped after {self.stats.errors} message errors")
+
+
+def batches(uids: list[int], sizes: dict[int, int], max_bytes: int, max_count: int) -> Iterator[list[int]]:
+    """Consecutive runs of ``uids`` capped in bytes and count (a big message goes alone)."""
+    batch: list[int] = []
+    total = 0
+    for uid in uids:
+        size = sizes.get(uid, 0)
+        if batch and (total + size > max_bytes or len(batch) >= max_count):
+            yield batch
+            batch, total = [], 0
+        batch.append(uid)
+        total += size
+    if batch:
+        yield batch
+
+
+def sync_folder(
+    far: Store, near: Store, pair: FolderPair, statefile: StateFile, opts: EngineOptions, report: Report
+) -> FolderStats:
+    """Sync one folder pair both ways; return what was done. Raises FolderError/StoreError."""
+    run = _Run(far, near, pair, statefile, opts, report)
+    fst, lf = _open(far, pair.far, pair.far_exists, opts.dry_run)
+    nst, ln = _open(near, pair.near, pair.near_exists, opts.dry_run)
+    state = _load_state(run, fst, nst)
+    lf = far.list_messages(state.far_max_uid if state else 0) if lf is None else lf
+    ln = near.list_messages(state.near_max_uid if state else 0) if ln is None else ln
+    new_far, new_near = new_messages(state, lf.flags, ln.flags)
+    far_keys = near_keys = None
+    if new_far and new_near:
+        far_keys = far.identities(new_far) if pair.far_exists else {}
+        near_keys = near.identities(new_near) if pair.near_exists else {}
+    p = plan(state, lf.flags, ln.flags, opts.plan, far_keys, near_keys)
+    if p.guard:
+        raise DeletionGuard(f"{pair.far!r} <-> {pair.near!r}: {p.guard}")
+    _drop_oversized(p, lf, ln, opts, run)
+    if opts.dry_run:
+        _describe(p, run)
+        run.stats = _planned_stats(p)
+        return run.stats
+    if state is None:
+        state = FolderState()
+        state.far_validity, state.near_validity = fst.validity, nst.validity
+        statefile.commit(state)  # a fresh, empty state: from here on the journal applies to it
+    run.state = state
+    _apply(p, lf, ln, run)
+    _finish(p, fst, nst, run)
+    return run.stats
+
+
+def _open(store: Store, name: str, exists: bool, dry_run: bool) -> tuple[FolderStatus, Listing | None]:
+    """Select a folder, creating it first if it is new; in a dry run a new folder lists as empty."""
+    if not exists:
+        if dry_run:
+            return FolderStatus(validity=0, uidnext=1, messages=0), Listing(flags={}, sizes={})
+        store.create_folder(name)
+    return store.select(name), None
+
+
+def _load_state(run: _Run, fst: FolderStatus, nst: FolderStatus) -> FolderState | None:
+    try:
+        state = run.statefile.load()
+    except FolderError as e:  # corrupt state: said once, then treated as none (never deletes)
+        run.report("warning", str(e), 0, 0, 0)
+        return None
+    if state is None:
+        return None
+    for side, old, new in ((Side.FAR, state.far_validity, fst.validity), (Side.NEAR, state.near_validity,
+                                                                          nst.validity)):
+        if old != new and new != 0:
+            name = run.pair.far if side is Side.FAR else run.pair.near
+            run.report(
+                "warning",
+                f"UIDVALIDITY of {side.value} folder {name!r} changed ({old} -> {new}): "
+                "re-pairing messages by content, nothing is deleted",
+                0, 0, 0,
+            )
+            return None
+    return state
+
+
+def _drop_oversized(p: Plan, lf: Listing, ln: Listing, opts: EngineOptions, run: _Run) -> None:
+    if opts.maxsize is None:
+        return
+    limit = opts.maxsize
+    p.copy_to_near = [u for u in p.copy_to_near if lf.sizes.get(u, 0) <= limit]
+    p.copy_to_far = [u for u in p.copy_to_far if ln.sizes.get(u, 0) <= limit]
+
+
+def _describe(p: Plan, run: _Run) -> None:
+    """Dry run: say exactly what would be done, per kind, with the UIDs."""
+    pair = run.pair
+    lines = []
+    if not pair.far_exists:
+        lines.append(f"would create far folder {pair.far!r}")
+    if not pair.near_exists:
+        lines.append(f"would create near folder {pair.near!r}")
+    if p.copy_to_near:
+        lines.append(f"would copy {len(p.copy_to_near)} far->near: far UIDs {uid_set(p.copy_to_near)}")
+    if p.copy_to_far:
+        lines.append(f"would copy {len(p.copy_to_far)} near->far: near UIDs {uid_set(p.copy_to_far)}")
+    for side, changes in (("far", p.flags_far), ("near", p.flags_near)):
+        for ch in changes:
+            lines.append(
+                f"would change flags on {side} (+{flags_repr(ch.add)} -{flags_repr(ch.remove)}): "
+                f"UIDs {uid_set(ch.uids)}"
+            )
+    if p.delete_far:
+        lines.append(f"would delete {len(p.delete_far)} on far: UIDs {uid_set(p.delete_far)}")
+    if p.delete_near:
+        lines.append(f"would delete {len(p.delete_near)} on near: UIDs {uid_set(p.delete_near)}")
+    if p.paired:
+        lines.append(f"would pair {len(p.paired)} messages found on both sides (no copy)")
+    for line in lines:
+        run.report("info", line, 0, 0, 0)
+
+
+def _planned_stats(p: Plan) -> FolderStats:
+    c = p.counts()
+    return FolderStats(
+        to_near=c["to_near"], to_far=c["to_far"], flags_far=c["flags_far"], flags_near=c["flags_near"],
+        del_far=c["del_far"], del_near=c["del_near"],
+    )
+
+
+def _apply(p: Plan, lf: Listing, ln: Listing, run: _Run) -> None:
+    if p.paired:
+        run.record(Paired(pairs=p.paired))
+    _apply_deletions(p, run)
+    _apply_flags(p, run)
+    _copy(run, run.far, run.near, p.copy_to_near, lf.sizes, Side.NEAR)
+    _copy(run, run.near, run.far, p.copy_to_far, ln.sizes, Side.FAR)
+
+
+def _apply_deletions(p: Plan, run: _Run) -> None:
+    if p.delete_far:
+        run.far.delete(p.delete_far)
+        run.stats.del_far += len(p.delete_far)
+    if p.delete_near:
+        run.near.delete(p.delete_near)
+        run.near.flush()
+        run.stats.del_near += len(p.delete_near)
+    if p.delete_far or p.delete_near:
+        run.report("progress", "delete", len(p.delete_far) + len(p.delete_near), 0, 0)
+    if p.unpaired:
+        run.record(Unpaired(far_uids=p.unpaired))
+
+
+def _apply_flags(p: Plan, run: _Run) -> None:
+    for ch in p.flags_far:
+        run.far.set_flags(ch.uids, ch.add, ch.remove)
+        run.stats.flags_far += len(ch.uids)
+    for ch in p.flags_near:
+        run.near.set_flags(ch.uids, ch.add, ch.remove)
+        run.stats.flags_near += len(ch.uids)
+    if p.flags_near:
+        run.near.flush()
+    if p.synced_flags:
+        run.record(FlagsSet(items=p.synced_flags))
+
+
+def _copy(run: _Run, src: Store, dst: Store, uids: list[int], sizes: dict[int, int], to: Side) -> None:
+    """Copy messages src -> dst in batches; pair each batch in the journal once it is durable."""
+    if not uids:
+        return
+    total = len(uids)
+    done = 0
+    sent_bytes = 0
+    what = "to_near" if to is Side.NEAR else "to_far"
+    for batch in batches(uids, sizes, run.opts.batch_bytes, run.opts.batch_count):
+        try:
+            fetched = list(src.fetch(batch))
+        except MessageError as e:
+            run.message_error(str(e))
+            run.record(Retry(side=_src_side(to), uids=batch, add=True))
+            continue
+        new_uids = _store_batch(run, dst, fetched)
+        pairs: list[tuple[int, int, int]] = []
+        retry: list[int] = []
+        unknown: list[int] = []
+        for m, nu in zip(fetched, new_uids, strict=True):
+            if nu is None:
+                unknown.append(m.uid)
+            elif nu < 0:
+                retry.append(m.uid)
+            else:
+                pairs.append((m.uid, nu, m.flags) if to is Side.NEAR else (nu, m.uid, m.flags))
+                run.note_new_uid(to, nu)
+                sent_bytes += len(m.data)
+        dst.flush()
+        if pairs:
+            run.record(Paired(pairs=pairs))
+        if retry or unknown:
+            # unknown: stored, but the server did not say under which UID; the next run finds
+            # it as new on both sides and pairs it by content.
+            run.record(Retry(side=_src_side(to), uids=retry + unknown, add=True))
+        done += len(batch)
+        if to is Side.NEAR:
+            run.stats.to_near += len(pairs) + len(unknown)
+        else:
+            run.stats.to_far += len(pairs) + len(unknown)
+        run.stats.bytes = sent_bytes
+        run.report("progress", what, done, total, sent_bytes)
+
+
+def _src_side(to: Side) -> Literal["far", "near"]:
+    return "far" if to is Side.NEAR else "near"
+
+
+def _store_batch(run: _Run, dst: Store, fetched: list[Fetched]) -> list[int | None]:
+    """Append a batch; if the store refuses it, retry one by one. -1 marks a failed message."""
+    outs = [Outgoing(src_uid=m.uid, flags=m.flags, internaldate=m.internaldate, data=m.data) for m in fetched]
+    if not outs:
+        return []
+    try:
+        return dst.append(outs)
+    except (MessageError, FolderError) as e:
+        if len(outs) == 1:
+            run.message_error(f"{run.pair.far!r} <-> {run.pair.near!r}: message UID {outs[0].src_uid}: {e}")
+            return [-1]
+        done = getattr(e, "done", None)
+        result: list[int | None] = list(done) if isinstance(done, list) else []
+        for m in outs[len(result):]:
+            result.extend(_store_batch(run, dst, [Fetched(m.src_uid, m.flags, m.internaldate, m.data)]))
+        return result
+
+
+def _finish(p: Plan, fst: FolderStatus, nst: FolderStatus, run: _Run) -> None:
+    st = run.state
+    header = Header(
+        far_validity=fst.validity,
+        near_validity=nst.validity,
+        far_max_uid=max(st.far_max_uid, p.far_max_uid, run.max_new_far),
+        near_max_uid=max(st.near_max_uid, p.near_max_uid, run.max_new_near),
+        far_modseq=fst.highestmodseq,
+        far_uidnext=fst.uidnext,
+        near_uidnext=nst.uidnext,
+        far_messages=fst.messages,
+        near_messages=nst.messages,
+    )
+    run.record(header)
+    _settle_retries(run)
+    run.statefile.commit(st)
+
+
+def _settle_retries(run: _Run) -> None:
+    """Retries that are paired now are no longer due."""
+    st = run.state
+    if not (st.retry_far or st.retry_near):
+        return
+    done_far = [u for u in st.retry_far if st.pairs.near_of(u) is not None]
+    done_near = [u for u in st.retry_near if st.pairs.far_of_near(u) is not None]
+    if done_far:
+        run.record(Retry(side="far", uids=done_far, add=False))
+    if done_near:
+        run.record(Retry(side="near", uids=done_near, add=False))

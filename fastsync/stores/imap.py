@@ -1,0 +1,318 @@
+"""The IMAP store, on imapclient.
+
+TLS is verified by default (system CAs, or ``sslcacertfile``); ``cert_fingerprint`` pins the
+server certificate. ``starttls = yes`` is a requirement: a server that does not offer it is
+refused, never used in plaintext, and everything the server said before the handshake is
+discarded. Message sets are sent as compressed UID ranges, in chunks that keep command lines
+short.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import re
+import ssl
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import imapclient
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
+
+from fastsync.config import ImapRepo
+from fastsync.errors import AccountError, FolderError, MessageError, StoreError
+from fastsync.model import Fetched, Outgoing, content_key, flags_from_imap, flags_to_imap
+from fastsync.stores.base import FolderEntry, FolderStatus, Listing, Store, parse_uid_set, uid_set_chunks
+
+log = logging.getLogger(__name__)
+
+_APPENDUID = re.compile(rb"\[APPENDUID (\d+) ([\d:,]+)\]", re.I)
+_SPECIAL_USE = (b"\\All", b"\\Archive", b"\\Drafts", b"\\Flagged", b"\\Junk", b"\\Sent", b"\\Trash")
+
+
+def make_tls_context(cafile: str | None, pinned: bool) -> ssl.SSLContext:
+    """A verifying context; with only a pinned fingerprint the chain is not checked (it is pinned)."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    if pinned and cafile is None:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class ImapStore(Store):
+    def __init__(self, settings: ImapRepo, password: str, *, readonly: bool = False,
+                 dry_run: bool = False) -> None:
+        self.s = settings
+        self._password = password
+        self.readonly = readonly
+        self.dry_run = dry_run
+        self.client: Any = None
+        self._sep = "/"
+        self._selected: str | None = None
+        self._caps: frozenset[bytes] = frozenset()
+        self.where = f"{settings.remoteuser}@{settings.remotehost}:{settings.port}"
+
+    # -- connection -------------------------------------------------------------------------
+    def connect(self) -> None:
+        s = self.s
+        ctx = make_tls_context(s.sslcacertfile, bool(s.cert_fingerprint)) if (s.ssl or s.starttls) else None
+        try:
+            client = imapclient.IMAPClient(
+                s.remotehost, port=s.port, ssl=s.ssl, ssl_context=ctx, timeout=s.timeout
+            )
+        except ssl.SSLCertVerificationError as e:
+            raise AccountError(f"{self.where}: TLS certificate refused: {e.verify_message}") from None
+        except (OSError, IMAPClientError) as e:
+            raise AccountError(f"{self.where}: cannot connect: {e}") from None
+        self.client = client
+        client.normalise_times = False
+        try:
+            if s.starttls and not s.ssl:
+                self._starttls(ctx)
+            if s.cert_fingerprint:
+                self._check_fingerprint()
+            client.login(s.remoteuser, self._password)
+        except LoginError:
+            self.close()
+            raise AccountError(f"{self.where}: login refused (wrong user or password?)") from None
+        except ssl.SSLCertVerificationError as e:
+            self.close()
+            raise AccountError(f"{self.where}: TLS certificate refused: {e.verify_message}") from None
+        except (OSError, IMAPClientError) as e:
+            self.close()
+            raise AccountError(f"{self.where}: cannot log in: {e}") from None
+        self._caps = frozenset(c.upper() for c in client.capabilities())
+        self._sep = self._find_separator()
+
+    def _starttls(self, ctx: ssl.SSLContext | None) -> None:
+        client = self.client
+        if b"STARTTLS" not in {c.upper() for c in client.capabilities()}:
+            raise AccountError(
+                f"{self.where}: starttls = yes but the server does not offer STARTTLS; "
+                "refusing to continue in plaintext"
+            )
+        try:
+            client.starttls(ctx)
+        except ssl.SSLCertVerificationError:
+            raise
+        except (OSError, IMAPClientError) as e:
+            raise AccountError(f"{self.where}: STARTTLS failed: {e}") from None
+        # Nothing said before the handshake may survive it (RFC 3501 6.2.1; injected
+        # responses): drop buffered untagged data and cached capabilities.
+        client._imap.untagged_responses.clear()
+        client._cached_capabilities = None
+
+    def _check_fingerprint(self) -> None:
+        der = self.client._imap.sock.getpeercert(binary_form=True)
+        seen = {hashlib.new(algo, der).hexdigest() for algo in ("sha256", "sha512", "sha1")}
+        wanted = {fp.replace(":", "").lower() for fp in self.s.cert_fingerprint}
+        if not seen & wanted:
+            raise AccountError(
+                f"{self.where}: server certificate fingerprint sha256 {hashlib.sha256(der).hexdigest()} "
+                "matches none of cert_fingerprint"
+            )
+
+    def close(self) -> None:
+        client, self.client = self.client, None
+        self._selected = None
+        if client is None:
+            return
+        with contextlib.suppress(OSError, IMAPClientError):
+            client.logout()
+        with contextlib.suppress(OSError, IMAPClientError):
+            client.shutdown()
+
+    def noop(self) -> None:
+        with self._errors("NOOP"):
+            self.client.noop()
+
+    @property
+    def separator(self) -> str:
+        return self._sep
+
+    def has(self, capability: bytes) -> bool:
+        return capability in self._caps
+
+    @contextlib.contextmanager
+    def _errors(self, what: str, *, folder: str | None = None) -> Iterator[None]:
+        """Map library failures to our grades: NO/BAD -> FolderError, broken link -> StoreError."""
+        if self.client is None:
+            raise StoreError(f"{self.where}: not connected")
+        try:
+            yield
+        except (IMAPClientAbortError, OSError) as e:  # includes socket timeouts
+            raise StoreError(f"{self.where}: connection lost during {what}: {e}") from None
+        except IMAPClientError as e:
+            name = folder if folder is not None else self._selected
+            raise FolderError(f"{self.where}: {name!r}: {what} failed: {e}") from None
+
+    def _writable(self) -> bool:
+        if self.readonly:
+            raise FolderError(f"[Repository {self.s.name}] is read-only")
+        return not self.dry_run
+
+    # -- folders ----------------------------------------------------------------------------
+    def _find_separator(self) -> str:
+        with self._errors("LIST"):
+            entries = self.client.list_folders(pattern="")
+        for _flags, delim, _name in entries:
+            if delim:
+                return delim.decode() if isinstance(delim, bytes) else str(delim)
+        return "/"
+
+    def list_folders(self) -> list[FolderEntry]:
+        with self._errors("LIST"):
+            entries = self.client.list_folders()
+        out = []
+        for flags, _delim, name in entries:
+            if isinstance(name, bytes):  # a name that is not valid modified UTF-7
+                name = name.decode("utf-8", "replace")
+            attrs = {f.lower() for f in flags}
+            special = next((su.decode() for su in _SPECIAL_USE if su.lower() in attrs), None)
+            selectable = b"\\noselect" not in attrs and b"\\nonexistent" not in attrs
+            out.append(FolderEntry(name=name, selectable=selectable, special_use=special))
+        return out
+
+    def create_folder(self, name: str) -> None:
+        if not self._writable():
+            return
+        with self._errors("CREATE", folder=name):
+            try:
+                self.client.create_folder(name)
+            except IMAPClientError as e:
+                if "ALREADYEXISTS" not in str(e).upper() and not self.client.folder_exists(name):
+                    raise
+            with contextlib.suppress(IMAPClientError):
+                self.client.subscribe_folder(name)
+
+    def status(self, name: str) -> FolderStatus:
+        items = [b"MESSAGES", b"UIDNEXT", b"UIDVALIDITY"]
+        if self.has(b"CONDSTORE"):
+            items.append(b"HIGHESTMODSEQ")
+        with self._errors("STATUS", folder=name):
+            st = self.client.folder_status(name, items)
+        return FolderStatus(
+            validity=int(st.get(b"UIDVALIDITY", 0)),
+            uidnext=int(st.get(b"UIDNEXT", 0)),
+            messages=int(st.get(b"MESSAGES", 0)),
+            highestmodseq=int(st.get(b"HIGHESTMODSEQ", 0)),
+        )
+
+    def select(self, name: str) -> FolderStatus:
+        with self._errors("SELECT", folder=name):
+            st = self.client.select_folder(name, readonly=self.readonly or self.dry_run)
+        self._selected = name
+        self._exists = int(st.get(b"EXISTS", 0))
+        return FolderStatus(
+            validity=int(st.get(b"UIDVALIDITY", 0)),
+            uidnext=int(st.get(b"UIDNEXT", 0)),
+            messages=self._exists,
+            highestmodseq=int(st.get(b"HIGHESTMODSEQ", 0)),
+        )
+
+    # -- messages ---------------------------------------------------------------------------
+    def list_messages(self, sizes_above: int) -> Listing:
+        if not self._exists:
+            return Listing(flags={}, sizes={})
+        with self._errors("UID FETCH (FLAGS)"):
+            resp = self.client.fetch("1:*", [b"FLAGS"])
+            flags = {uid: flags_from_imap(d.get(b"FLAGS", ())) for uid, d in resp.items()}
+            sizes: dict[int, int] = {}
+            if any(u > sizes_above for u in flags):
+                resp = self.client.fetch(f"{sizes_above + 1}:*", [b"RFC822.SIZE"])
+                sizes = {u: int(d[b"RFC822.SIZE"]) for u, d in resp.items() if u > sizes_above}
+        return Listing(flags=flags, sizes=sizes)
+
+    def fetch(self, uids: list[int]) -> Iterator[Fetched]:
+        for chunk in uid_set_chunks(uids):
+            with self._errors("UID FETCH (BODY.PEEK[])"):
+                resp = self.client.fetch(chunk, [b"FLAGS", b"INTERNALDATE", b"BODY.PEEK[]"])
+            for uid in sorted(resp):
+                d = resp[uid]
+                body = d.get(b"BODY[]")
+                if body is None:
+                    raise MessageError(f"{self.where}: {self._selected!r} UID {uid}: server sent no body")
+                when = d.get(b"INTERNALDATE")
+                ts = when.timestamp() if isinstance(when, datetime) else 0.0
+                yield Fetched(uid=uid, flags=flags_from_imap(d.get(b"FLAGS", ())), internaldate=ts, data=body)
+
+    def append(self, msgs: list[Outgoing]) -> list[int | None]:
+        if not self._writable() or not msgs:
+            return [None] * len(msgs)
+        folder = self._selected
+        if len(msgs) > 1 and self.has(b"MULTIAPPEND"):
+            items = [{"msg": m.data, "flags": flags_to_imap(m.flags), "date": _date(m.internaldate)}
+                     for m in msgs]
+            with self._errors("MULTIAPPEND"):
+                typ, data = self.client.multiappend(folder, items)
+            if typ != "OK":
+                raise FolderError(f"{self.where}: {folder!r}: MULTIAPPEND refused: {_text(data)}")
+            return _appended_uids(data, len(msgs))
+        out: list[int | None] = []
+        for m in msgs:
+            try:
+                with self._errors("APPEND"):
+                    resp = self.client.append(folder, m.data, flags_to_imap(m.flags), _date(m.internaldate))
+            except FolderError as e:
+                if len(msgs) == 1:
+                    raise MessageError(str(e)) from None
+                raise
+            out.extend(_appended_uids([resp], 1))
+        return out
+
+    def set_flags(self, uids: list[int], add: int, remove: int) -> None:
+        if not self._writable():
+            return
+        for chunk in uid_set_chunks(uids):
+            with self._errors("UID STORE"):
+                if add:
+                    self.client.add_flags(chunk, flags_to_imap(add), silent=True)
+                if remove:
+                    self.client.remove_flags(chunk, flags_to_imap(remove), silent=True)
+
+    def delete(self, uids: list[int]) -> None:
+        if not self._writable():
+            return
+        for chunk in uid_set_chunks(uids):
+            with self._errors("UID STORE +FLAGS (\\Deleted)"):
+                self.client.add_flags(chunk, [b"\\Deleted"], silent=True)
+            if not self.s.expunge:
+                continue
+            with self._errors("EXPUNGE"):
+                if self.has(b"UIDPLUS"):
+                    self.client.uid_expunge(chunk)
+                else:
+                    self.client.expunge()
+
+    def identities(self, uids: list[int]) -> dict[int, bytes]:
+        out: dict[int, bytes] = {}
+        for chunk in uid_set_chunks(uids):
+            with self._errors("UID FETCH (BODY.PEEK[HEADER])"):
+                resp = self.client.fetch(chunk, [b"RFC822.SIZE", b"BODY.PEEK[HEADER]"])
+            for uid, d in resp.items():
+                header = d.get(b"BODY[HEADER]")
+                if header is not None:
+                    out[uid] = content_key(header, int(d.get(b"RFC822.SIZE", 0)))
+        return out
+
+
+def _date(ts: float) -> datetime | None:
+    return datetime.fromtimestamp(ts, UTC) if ts > 0 else None
+
+
+def _text(data: Any) -> str:
+    if isinstance(data, list | tuple):
+        data = b" ".join(x if isinstance(x, bytes) else str(x).encode() for x in data)
+    return data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+
+
+def _appended_uids(data: Any, count: int) -> list[int | None]:
+    m = _APPENDUID.search(_text(data).encode())
+    if not m:
+        return [None] * count
+    uids = parse_uid_set(m.group(2).decode())
+    if len(uids) != count:
+        return [None] * count
+    return list(uids)

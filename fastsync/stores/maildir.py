@@ -1,0 +1,761 @@
+"""The Maildir store: a folder is a directory with cur/, new/ and tmp/; a message is a file.
+
+UIDs live in the file names (``,U=<uid>,V=<validity hex>``, see maildir_names), like
+mbsync's native Maildir UIDs; each folder keeps its UIDVALIDITY and next UID in
+``<folder>/.fastsync-uidvalidity`` ("<validity>\\n<next uid>\\n"). A file without a valid
+UID of this folder (new mail from an MDA, another tool's ``,U=``, a file moved in from
+another folder, a copy with a duplicated UID) gets a fresh one when the folder is listed:
+the range is reserved on disk first, then the files are renamed, so a crash in between
+only wastes UIDs and never gives two files one UID.
+
+Messages are stored with LF line ends (the Maildir convention) and read back as CRLF.
+Files are created 0600 and directories 0700 whatever the umask. Folder names go through
+folders.maildir_path, so no name reaches outside the root.
+
+With ``readonly`` every write raises FolderError; with ``dry_run`` writes do nothing. In
+both, files without a UID are numbered in memory only (stable for the life of this object)
+and a missing uidvalidity file is replaced by a random validity in memory, so the next run
+sees a new UIDVALIDITY and re-pairs by content instead of trusting unstable UIDs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from fastsync.errors import FolderError, MessageError, StoreError
+from fastsync.folders import folder_name_from_path, maildir_path
+from fastsync.model import Fetched, Outgoing, content_key, to_crlf, to_lf
+from fastsync.stores import maildir_names as mn
+from fastsync.stores.base import FolderEntry, FolderStatus, Listing, Store
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+UIDVALIDITY_FILE = ".fastsync-uidvalidity"
+_OWN_PREFIX = ".fastsync"
+_SUBDIRS = ("cur", "new", "tmp")
+# new/ before cur/: a file a mail reader moves new/ -> cur/ during the scan is then seen
+# (perhaps twice), never missed.
+_SCANNED = ("new", "cur")
+_MAX_UID = 0xFFFFFFFF
+_TICK_NS = 20_000_000  # directory mtimes may be this coarse (kernel clock tick, with margin)
+_SCAN_ATTEMPTS = 10
+_MAX_OPEN = 64  # files of one append batch kept open until their fsync
+_CHUNK = 1 << 20
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+_Entry = tuple[str, str | None, str, "os.DirEntry[str]"]  # (base, info, subdir, entry)
+
+
+class AppendError(MessageError):
+    """An append batch stopped at one message.
+
+    ``done`` holds the UIDs of the messages before it, in order (they are ``msgs[:len(done)]``,
+    stored and synced); the failed message left nothing behind and later ones were not tried.
+    """
+
+    def __init__(self, message: str, done: list[int]) -> None:
+        super().__init__(message)
+        self.done = done
+
+
+@dataclass
+class _Folder:
+    """A selected folder and what the last listing found in it."""
+
+    name: str
+    dir: str
+    validity: int
+    next_uid: int
+    phantom: bool = False  # created during a dry run: exists in memory only
+    loc: dict[int, tuple[str, str]] = field(default_factory=dict)  # uid -> (subdir, file name)
+    dirty: set[str] = field(default_factory=set)  # subdirs changed since their last fsync
+
+    @property
+    def vhex(self) -> str:
+        return f"{self.validity:x}"
+
+
+class MaildirStore(Store):
+    """A Maildir tree under ``root``; ``sep`` "/" nests folders, any other sep keeps them flat."""
+
+    def __init__(
+        self,
+        root: Path | str,
+        sep: str = ".",
+        *,
+        fsync: bool = True,
+        readonly: bool = False,
+        dry_run: bool = False,
+        repository: str | None = None,
+    ) -> None:
+        self._root = Path(root).expanduser()
+        self._sep = sep
+        self._fsync = fsync
+        self._readonly = readonly
+        self._dry_run = dry_run
+        self._writes = not (readonly or dry_run)
+        self._label = f"[Repository {repository}]" if repository else f"Maildir {str(self._root)!r}"
+        self._sel: _Folder | None = None
+        self._phantoms: set[str] = set()  # folders "created" during a dry run
+        # no-write modes only: folder dir -> (validity, next uid), and -> {base name: UID}
+        self._mem_uidvalidity: dict[str, tuple[int, int]] = {}
+        self._virtual: dict[str, dict[str, int]] = {}
+
+    # --- store -------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        """Make sure the root exists (created 0700 unless readonly/dry_run); StoreError if unusable."""
+        if self._root.is_dir():
+            return
+        if self._root.exists():
+            raise StoreError(f"{self._label}: root {str(self._root)!r} is not a directory")
+        if not self._writes:
+            log.info("%s: root %s does not exist; it lists as empty", self._label, self._root)
+            return
+        try:
+            self._make_dirs(str(self._root))
+        except OSError as e:
+            raise StoreError(f"{self._label}: cannot create root {str(self._root)!r}: {_reason(e)}") from e
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        except FolderError as e:
+            log.warning("%s", e)
+        self._sel = None
+
+    @property
+    def separator(self) -> str:
+        return self._sep
+
+    def list_folders(self) -> list[FolderEntry]:
+        names: set[str] = set(self._phantoms)
+        root = str(self._root)
+        if os.path.isdir(root):
+            try:
+                self._walk(root, _is_maildir(root), names)
+            except OSError as e:
+                raise StoreError(f"{self._label}: cannot list {root!r}: {_reason(e)}") from e
+        return [FolderEntry(name) for name in sorted(names)]
+
+    def create_folder(self, name: str) -> None:
+        path = self._folder_dir(name)
+        if _is_maildir(path):
+            return
+        self._check_writable("create folder", name)
+        if self._dry_run:
+            log.info("dry run: would create Maildir folder %r at %s", name, path)
+            self._phantoms.add(name)
+            return
+        try:
+            self._make_dirs(path)
+            for sub in ("tmp", "new", "cur"):  # cur/ last: the folder counts once it is complete
+                self._mkdir_private(os.path.join(path, sub))
+        except OSError as e:
+            raise FolderError(
+                f"{self._label}: cannot create folder {name!r} at {path!r}: {_reason(e)}"
+            ) from e
+
+    def status(self, name: str) -> FolderStatus:
+        """As select, without selecting. ``highestmodseq`` is the newest mtime (ns) of new/ and
+        cur/: it moves whenever a file is added, renamed (flags) or removed, so a caller can
+        tell that nothing changed without listing (within the file system's time granularity)."""
+        return self._status_of(self._open_folder(name))
+
+    def select(self, name: str) -> FolderStatus:
+        self.flush()  # the previous folder's renames become durable before we forget them
+        self._sel = None
+        folder = self._open_folder(name)
+        self._sel = folder
+        return self._status_of(folder)
+
+    def list_messages(self, sizes_above: int) -> Listing:
+        """List new/ and cur/; numbers files without a valid UID (see the module docstring).
+
+        Flags are from the info of files in cur/ (files in new/ have none); sizes are file
+        sizes (LF form) of the messages with a UID above ``sizes_above`` or newly numbered.
+        """
+        sel = self._selected()
+        if sel.phantom:
+            return Listing(flags={}, sizes={})
+        kept, fresh = self._classify(sel, self._scan(sel))
+        loc: dict[int, tuple[str, str]] = {}
+        flags: dict[int, int] = {}
+        sizes: dict[int, int] = {}
+        for uid, (_base, info, sub, entry) in kept.items():
+            loc[uid] = (sub, entry.name)
+            flags[uid] = mn.info_flags(info) if sub == "cur" else 0
+            if uid > sizes_above:
+                sizes[uid] = _size(entry)
+        for uid, sub, name, info, size in self._number(sel, fresh):
+            loc[uid] = (sub, name)
+            flags[uid] = mn.info_flags(info) if sub == "cur" else 0
+            sizes[uid] = size
+        sel.loc = loc
+        return Listing(flags=flags, sizes=sizes)
+
+    def fetch(self, uids: list[int]) -> Iterator[Fetched]:
+        sel = self._selected()
+
+        def read(sub: str, name: str) -> tuple[int, float, bytes]:
+            with open(os.path.join(sel.dir, sub, name), "rb") as f:
+                data = f.read()
+                mtime = os.fstat(f.fileno()).st_mtime
+            return (mn.info_flags(mn.split_name(name)[1]) if sub == "cur" else 0), mtime, data
+
+        for uid, (flags, mtime, data) in self._each(sel, uids, "read", read):
+            yield Fetched(uid, flags, mtime, to_crlf(data))
+
+    def append(self, msgs: list[Outgoing]) -> list[int | None]:
+        """Store ``msgs`` into cur/ (flags in the name, ``:2,`` when none) and return their UIDs.
+
+        All files are written to tmp/, synced, then given UIDs with one write of the
+        uidvalidity file, renamed into cur/, and cur/ is synced once. If writing or moving
+        one message fails (disk full...) its tmp file is removed, the messages before it
+        are completed and AppendError (a MessageError) carries their UIDs in ``done``.
+        """
+        sel = self._writable("append to")
+        if not msgs:
+            return []
+        if self._dry_run or sel.phantom:
+            first = self._reserve(sel, len(msgs))
+            return list(range(first, first + len(msgs)))
+        staged: list[str] = []  # unique names in tmp/, complete
+        uids: list[int] = []
+        tmpdir, curdir = os.path.join(sel.dir, "tmp"), os.path.join(sel.dir, "cur")
+        try:
+            problem = self._write_batch(sel, msgs, staged)
+            if staged:
+                first = self._reserve(sel, len(staged))
+                for k, unique in enumerate(staged):
+                    name = mn.join_name(mn.with_uid(unique, first + k, sel.vhex),
+                                        mn.info_with_flags(None, msgs[k].flags))
+                    try:
+                        os.rename(os.path.join(tmpdir, unique), os.path.join(curdir, name))
+                    except OSError as e:
+                        problem = (k, e)
+                        break
+                    uids.append(first + k)
+                    sel.loc[first + k] = ("cur", name)
+        finally:
+            for unique in staged[len(uids):]:
+                _discard(os.path.join(tmpdir, unique))
+        if uids and self._fsync:
+            self._sync_dir(sel, "cur")
+        if problem is not None:
+            k, err = problem
+            raise AppendError(
+                f"{self._label}: folder {sel.name!r}: cannot store message {k + 1} of {len(msgs)} "
+                f"(source UID {msgs[k].src_uid}): {_reason(err)}; {len(uids)} stored before it",
+                uids,
+            )
+        return list(uids)
+
+    def set_flags(self, uids: list[int], add: int, remove: int) -> None:
+        """Rename the files (new/ -> cur/ when they get flags); the directory sync is in flush()."""
+        sel = self._writable("change flags in")
+        if not uids or not (add or remove) or self._dry_run:
+            return
+
+        def reflag(sub: str, name: str) -> tuple[str, str] | None:
+            base, info = mn.split_name(name)
+            old = mn.info_flags(info) if sub == "cur" else 0
+            new = (old | add) & ~remove
+            if new == old:
+                return None
+            target = mn.join_name(base, mn.info_with_flags(info, new))
+            os.rename(os.path.join(sel.dir, sub, name), os.path.join(sel.dir, "cur", target))
+            sel.dirty.update((sub, "cur"))
+            return "cur", target
+
+        for uid, moved in self._each(sel, uids, "rename", reflag):
+            if moved is not None:
+                sel.loc[uid] = moved
+
+    def delete(self, uids: list[int]) -> None:
+        sel = self._writable("delete from")
+        if not uids or self._dry_run:
+            return
+
+        def unlink(sub: str, name: str) -> None:
+            os.unlink(os.path.join(sel.dir, sub, name))
+            sel.dirty.add(sub)
+
+        for uid, _ in self._each(sel, uids, "delete", unlink):
+            del sel.loc[uid]
+
+    def identities(self, uids: list[int]) -> dict[int, bytes]:
+        sel = self._selected()
+        def key(sub: str, name: str) -> bytes:
+            return _identity(os.path.join(sel.dir, sub, name))
+
+        return dict(self._each(sel, uids, "read", key))
+
+    def flush(self) -> None:
+        """fsync new/ and cur/ of the selected folder where files were renamed or removed."""
+        sel = self._sel
+        if sel is None or not sel.dirty:
+            return
+        dirty, sel.dirty = sel.dirty, set()
+        if self._fsync:
+            for sub in sorted(dirty):
+                self._sync_dir(sel, sub)
+
+    # --- folders -------------------------------------------------------------------------
+
+    def _walk(self, dirpath: str, in_maildir: bool, names: set[str]) -> None:
+        """Add the folders under ``dirpath``; nested layouts ("/") are walked recursively."""
+        with os.scandir(dirpath) as it:
+            entries = list(it)
+        for e in entries:
+            if e.name.startswith(_OWN_PREFIX) or (in_maildir and e.name in _SUBDIRS):
+                continue
+            try:
+                if not e.is_dir():
+                    continue
+                nested = self._sep == "/" and not e.is_symlink()  # a symlink could loop
+            except OSError:
+                continue
+            is_folder = _is_maildir(e.path)
+            if is_folder:
+                try:
+                    names.add(folder_name_from_path(self._root, Path(e.path), self._sep))
+                except FolderError as err:
+                    log.warning("%s: directory %s skipped: %s", self._label, e.path, err)
+            if nested:
+                self._walk(e.path, is_folder, names)
+
+    def _folder_dir(self, name: str) -> str:
+        return str(maildir_path(self._root, name, self._sep))
+
+    def _open_folder(self, name: str) -> _Folder:
+        path = self._folder_dir(name)
+        exists = _is_maildir(path)
+        if not exists and name not in self._phantoms:
+            raise FolderError(f"{self._label}: folder {name!r} does not exist (no Maildir at {path!r})")
+        validity, nxt = self._uidvalidity(path)
+        return _Folder(name, path, validity, nxt, phantom=not exists)
+
+    def _status_of(self, folder: _Folder) -> FolderStatus:
+        if folder.phantom:
+            return FolderStatus(folder.validity, folder.next_uid, 0)
+        count = stamp = 0
+        try:
+            for sub in _SCANNED:
+                d = os.path.join(folder.dir, sub)
+                stamp = max(stamp, os.stat(d).st_mtime_ns)
+                with os.scandir(d) as it:
+                    count += sum(1 for e in it if not e.name.startswith(".") and e.is_file())
+        except OSError as e:
+            raise FolderError(f"{self._label}: cannot read folder {folder.name!r}: {_reason(e)}") from e
+        return FolderStatus(folder.validity, folder.next_uid, count, stamp)
+
+    def _make_dirs(self, path: str) -> None:
+        """Create ``path`` and its missing parents, each 0700 and synced into its parent."""
+        missing: list[str] = []
+        p = path
+        while not os.path.isdir(p):
+            missing.append(p)
+            parent = os.path.dirname(p)
+            if parent == p:
+                break
+            p = parent
+        for d in reversed(missing):
+            self._mkdir_private(d)
+
+    def _mkdir_private(self, path: str) -> None:
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            if os.path.isdir(path):
+                return
+            raise
+        os.chmod(path, 0o700)  # the umask may have taken bits away, or left others
+        if self._fsync:
+            _fsync_dir(os.path.dirname(path))
+
+    # --- UIDs ----------------------------------------------------------------------------
+
+    def _uidvalidity(self, folder: str) -> tuple[int, int]:
+        """(validity, next uid) of a folder; created (random validity) when missing."""
+        mem = self._mem_uidvalidity.get(folder)
+        if mem is not None:
+            return mem
+        path = os.path.join(folder, UIDVALIDITY_FILE)
+        try:
+            with open(path, "rb") as f:
+                text = f.read(256)
+        except FileNotFoundError:
+            validity = secrets.randbelow(_MAX_UID) + 1
+            if self._writes:
+                self._write_uidvalidity(folder, validity, 1)
+            else:
+                self._mem_uidvalidity[folder] = (validity, 1)
+            return validity, 1
+        except OSError as e:
+            raise FolderError(f"{self._label}: cannot read {path!r}: {_reason(e)}") from e
+        lines = text.split(b"\n")
+        try:
+            validity, nxt = int(lines[0]), int(lines[1])
+        except (IndexError, ValueError):
+            validity = nxt = 0
+        if not (0 < validity <= _MAX_UID and nxt > 0):
+            raise FolderError(
+                f"{self._label}: {path!r} is damaged (expected '<uidvalidity>\\n<next uid>\\n'); "
+                "removing it renumbers the folder"
+            )
+        return validity, nxt
+
+    def _write_uidvalidity(self, folder: str, validity: int, nxt: int) -> None:
+        """Replace the uidvalidity file atomically (tmp, fsync, rename, fsync dir)."""
+        path = os.path.join(folder, UIDVALIDITY_FILE)
+        tmp = path + ".tmp"
+        try:
+            _discard(tmp)  # left by a crash
+            fd = os.open(tmp, _CREATE, 0o600)
+            try:
+                os.fchmod(fd, 0o600)
+                _write_all(fd, f"{validity}\n{nxt}\n".encode())
+                if self._fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+            if self._fsync:
+                _fsync_dir(folder)
+        except OSError as e:
+            _discard(tmp)
+            raise FolderError(f"{self._label}: cannot write {path!r}: {_reason(e)}") from e
+
+    def _reserve(self, sel: _Folder, n: int) -> int:
+        """Reserve ``n`` UIDs (on disk, before any file carries them); return the first."""
+        first = sel.next_uid
+        if first + n - 1 > _MAX_UID:
+            raise FolderError(
+                f"{self._label}: folder {sel.name!r} has used up its UIDs; removing "
+                f"{UIDVALIDITY_FILE} there renumbers it"
+            )
+        sel.next_uid = first + n
+        if self._writes:
+            self._write_uidvalidity(sel.dir, sel.validity, sel.next_uid)
+        else:
+            self._mem_uidvalidity[sel.dir] = (sel.validity, sel.next_uid)
+        return first
+
+    def _scan(self, sel: _Folder) -> list[tuple[str, os.DirEntry[str]]]:
+        try:
+            return _stable_scan(sel.dir)
+        except OSError as e:
+            raise FolderError(f"{self._label}: cannot list folder {sel.name!r}: {_reason(e)}") from e
+
+    def _uid_of(self, sel: _Folder, base: str, virtual: dict[str, int] | None) -> int:
+        uid = mn.uid_of(base, sel.vhex)
+        if uid == 0 and virtual is not None:
+            uid = virtual.get(base, 0)
+        return uid if uid < sel.next_uid else 0
+
+    def _classify(
+        self, sel: _Folder, entries: list[tuple[str, os.DirEntry[str]]]
+    ) -> tuple[dict[int, _Entry], list[_Entry]]:
+        """Split files into those with a valid UID (the first by name wins a duplicate) and the rest."""
+        virtual = None if self._writes else self._virtual.setdefault(sel.dir, {})
+        kept: dict[int, _Entry] = {}
+        fresh: list[_Entry] = []
+        for sub, e in entries:
+            base, info = mn.split_name(e.name)
+            item = (base, info, sub, e)
+            uid = self._uid_of(sel, base, virtual)
+            if uid == 0:
+                fresh.append(item)
+                continue
+            other = kept.get(uid)
+            if other is None:
+                kept[uid] = item
+            elif base < other[0]:
+                fresh.append(other)
+                kept[uid] = item
+            else:
+                fresh.append(item)
+        return kept, fresh
+
+    def _number(self, sel: _Folder, fresh: list[_Entry]) -> Iterator[tuple[int, str, str, str | None, int]]:
+        """Give each file of ``fresh`` a UID; yield (uid, subdir, file name, info, size).
+
+        Name order is arrival order for time-based names, so older mail gets lower UIDs. A
+        file that vanished meanwhile is left out: it was never in any listing, so nothing
+        can take it for deleted.
+        """
+        if not fresh:
+            return
+        fresh.sort(key=lambda item: item[0])
+        first = self._reserve(sel, len(fresh))
+        virtual = None if self._writes else self._virtual.setdefault(sel.dir, {})
+        for k, (base, info, sub, e) in enumerate(fresh):
+            uid = first + k
+            size = _size(e)
+            if virtual is not None:
+                virtual[base] = uid
+                yield uid, sub, e.name, info, size
+                continue
+            name = mn.join_name(mn.with_uid(base, uid, sel.vhex), info)
+            if not mn.fits(name):  # a long foreign name: start afresh, keeping the flags
+                name = mn.join_name(mn.with_uid(mn.unique_base(), uid, sel.vhex), info)
+            try:
+                os.rename(e.path, os.path.join(sel.dir, sub, name))
+            except FileNotFoundError:
+                log.debug("%s: %s vanished before it got UID %d", self._label, e.path, uid)
+                continue
+            except OSError as err:
+                raise FolderError(
+                    f"{self._label}: folder {sel.name!r}: cannot rename {e.path!r} to give it a UID: "
+                    f"{_reason(err)}"
+                ) from err
+            sel.dirty.add(sub)
+            yield uid, sub, name, info, size
+
+    def _relocate(self, sel: _Folder) -> None:
+        """Find the files of the listed UIDs again after a mail reader renamed some."""
+        virtual = None if self._writes else self._virtual.get(sel.dir)
+        found: dict[int, tuple[str, str]] = {}
+        for sub, e in self._scan(sel):
+            base = mn.split_name(e.name)[0]
+            uid = self._uid_of(sel, base, virtual)
+            if uid in sel.loc and (uid not in found or base < mn.split_name(found[uid][1])[0]):
+                found[uid] = (sub, e.name)
+        sel.loc = {uid: found[uid] for uid in sel.loc if uid in found}
+
+    def _each(
+        self, sel: _Folder, uids: list[int], what: str, action: Callable[[str, str], T]
+    ) -> Iterator[tuple[int, T]]:
+        """Run ``action(subdir, name)`` on the file of each listed UID; yield (uid, result).
+
+        A file renamed meanwhile (a mail reader changing flags) is found again with one rescan
+        per call; a file gone for good is left out. Other OSErrors are FolderError.
+        """
+        relocated = False
+        for uid in uids:
+            while uid in sel.loc:
+                sub, name = sel.loc[uid]
+                try:
+                    result = action(sub, name)
+                except FileNotFoundError:
+                    if relocated:
+                        log.debug("%s: UID %d of %r vanished", self._label, uid, sel.name)
+                        break
+                    break
+                    relocated = True
+                    continue
+                except OSError as e:
+                    raise FolderError(
+                        f"{self._label}: folder {sel.name!r}: cannot {what} {sub}/{name}: {_reason(e)}"
+                    ) from e
+                yield uid, result
+                break
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def _selected(self) -> _Folder:
+        if self._sel is None:
+            raise FolderError(f"{self._label}: no folder selected")
+        return self._sel
+
+    def _check_writable(self, what: str, name: str) -> None:
+        if self._readonly:
+            raise FolderError(f"{self._label} is read-only: cannot {what} {name!r}")
+
+    def _writable(self, what: str) -> _Folder:
+        sel = self._selected()
+        self._check_writable(what, sel.name)
+        return sel
+
+    def _write_batch(
+        self, sel: _Folder, msgs: list[Outgoing], staged: list[str]
+    ) -> tuple[int, OSError] | None:
+        """Write ``msgs`` into tmp/ in order until one fails; return (its index, the error).
+
+        ``staged`` receives the unique names of the complete files; with fsync on they are
+        all synced when this returns (files are kept open and synced together, which lets
+        the disk write them in one go).
+        """
+        fds: list[int] = []
+        problem: tuple[int, OSError] | None = None
+        try:
+            for k, msg in enumerate(msgs):
+                try:
+                    unique, fd = _write_tmp(os.path.join(sel.dir, "tmp"), msg)
+                except OSError as e:
+                    problem = (k, e)
+                    break
+                staged.append(unique)
+                if not self._fsync:
+                    os.close(fd)
+                    continue
+                fds.append(fd)
+                if len(fds) >= _MAX_OPEN:
+                    self._sync_close(sel, fds)
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        self._sync_close(sel, fds)
+        return problem
+
+    def _sync_close(self, sel: _Folder, fds: list[int]) -> None:
+        error: OSError | None = None
+        for fd in fds:
+            try:
+                os.fsync(fd)
+            except OSError as e:
+                error = error or e
+            finally:
+                os.close(fd)
+        fds.clear()
+        if error is not None:
+            raise FolderError(
+                f"{self._label}: folder {sel.name!r}: cannot sync new messages: {_reason(error)}"
+            )
+
+    def _sync_dir(self, sel: _Folder, sub: str) -> None:
+        try:
+            _fsync_dir(os.path.join(sel.dir, sub))
+        except OSError as e:
+            raise FolderError(f"{self._label}: folder {sel.name!r}: cannot sync {sub}/: {_reason(e)}") from e
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _stable_scan(folder: str) -> list[tuple[str, os.DirEntry[str]]]:
+    """(subdir, entry) of the message files in new/ and cur/, read consistently.
+
+    readdir may miss a file renamed while it runs, and a missed file would look deleted.
+    So the directories' mtimes are compared before and after, and the scan is repeated
+    when they moved, or when they are so recent that a change in the same clock tick
+    could not show.
+    """
+    for attempt in range(_SCAN_ATTEMPTS):
+        before = _dir_stamps(folder)
+        entries: list[tuple[str, os.DirEntry[str]]] = []
+        for sub in _SCANNED:
+            with os.scandir(os.path.join(folder, sub)) as it:
+                entries.extend((sub, e) for e in it if not e.name.startswith(".") and e.is_file())
+        after = _dir_stamps(folder)
+        if before == after:
+            if time.time_ns() - max(after) > _TICK_NS or attempt == _SCAN_ATTEMPTS - 1:
+                return entries
+            time.sleep(_TICK_NS / 1e9)
+    raise FolderError(f"Maildir folder {folder!r}: new/ and cur/ kept changing over {_SCAN_ATTEMPTS} scans")
+
+
+def _dir_stamps(folder: str) -> tuple[int, ...]:
+    return tuple(os.stat(os.path.join(folder, sub)).st_mtime_ns for sub in _SCANNED)
+
+
+def _is_maildir(path: str) -> bool:
+    return all(os.path.isdir(os.path.join(path, sub)) for sub in _SUBDIRS)
+
+
+def _size(entry: os.DirEntry[str]) -> int:
+    try:
+        return entry.stat().st_size
+    except FileNotFoundError:  # renamed since the scan; the size only guides batching
+        return 0
+
+
+def _write_tmp(tmpdir: str, msg: Outgoing) -> tuple[str, int]:
+    """Write one message (LF form, mtime = internaldate) to a new 0600 file in ``tmpdir``.
+
+    Returns (its unique name, the open fd). On failure nothing is left behind.
+    """
+    data = to_lf(msg.data)
+    for _ in range(10):
+        unique = mn.unique_base()
+        path = os.path.join(tmpdir, unique)
+        try:
+            fd = os.open(path, _CREATE, 0o600)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"no free unique file name in {tmpdir}")
+    try:
+        os.fchmod(fd, 0o600)
+        _write_all(fd, data)
+        when = msg.internaldate
+        if math.isfinite(when) and when >= 0:
+            os.utime(fd, (when, when))
+    except BaseException:
+        os.close(fd)
+        _discard(path)
+        raise
+    return unique, fd
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _identity(path: str) -> bytes:
+    """content_key of a stored message as it is on the wire (CRLF form).
+
+    The header ends at the first empty line of the CRLF form, as an IMAP server's
+    BODY[HEADER] does; the size is the CRLF size. The file is streamed, so only the header
+    block is held in memory.
+    """
+    size = 0
+    acc = b""
+    header: bytes | None = None
+    carry = b""  # a trailing CR waits for the next chunk, so CR LF is never split
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(_CHUNK)
+            data = carry + chunk
+            carry = b""
+            if chunk and data.endswith(b"\r"):
+                data, carry = data[:-1], b"\r"
+            piece = to_crlf(data)
+            size += len(piece)
+            if header is None:
+                start = max(0, len(acc) - 3)
+                acc += piece
+                i = acc.find(b"\r\n\r\n", start)
+                if i >= 0:
+                    header, acc = acc[:i], b""
+            if not chunk:
+                break
+    return content_key(acc if header is None else header, size)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _discard(path: str) -> None:
+    """Remove a file of ours on a cleanup path; a failure is logged, the original error wins."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        log.warning("cannot remove %s: %s", path, _reason(e))
+
+
+def _reason(e: OSError) -> str:
+    return e.strerror or str(e)

@@ -1,0 +1,59 @@
+"""Which folder pairs an account has: list both sides, filter, translate names, check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastsync.config import AccountConfig, ImapRepo, MaildirRepo
+from fastsync.errors import FolderError
+from fastsync.folders import FolderPair, compile_expr, map_folders
+from fastsync.stores.base import Store
+
+
+def _where(config_path: str, repo: ImapRepo | MaildirRepo) -> str:
+    return f"{config_path}: [Repository {repo.name}]"
+
+
+def discover(
+    far: Store,
+    near: Store,
+    account: AccountConfig,
+    config_path: str,
+    pyglobals: dict[str, Any],
+    only: tuple[str, ...] = (),
+) -> tuple[list[FolderPair], list[int], list[str]]:
+    """Folder pairs of the account (with far sizes for scheduling) and warnings.
+
+    ``only`` (from ``-f``) keeps the pairs whose far name is listed.
+    """
+    remote, local = account.remote, account.local
+    where_far, where_near = _where(config_path, remote), _where(config_path, local)
+
+    def expr(src: str | None, where: str, option: str) -> Any:
+        return compile_expr(src, f"{where} {option}", pyglobals) if src else None
+
+    pairs, warnings = map_folders(
+        far.list_folders(),
+        far.separator,
+        near.list_folders(),
+        near.separator,
+        far_filter=expr(remote.folderfilter, where_far, "folderfilter"),
+        far_nametrans=expr(remote.nametrans, where_far, "nametrans"),
+        near_filter=expr(local.folderfilter, where_near, "folderfilter"),
+        near_nametrans=expr(local.nametrans, where_near, "nametrans"),
+        create_on_far=remote.createfolders and not remote.readonly,
+        create_on_near=local.createfolders and not local.readonly,
+        where_far=where_far,
+        where_near=where_near,
+    )
+    if only:
+        wanted = set(only)
+        pairs = [p for p in pairs if p.far in wanted or p.near in wanted]
+    sizes = []
+    for p in pairs:
+        try:
+            sizes.append(far.status(p.far).messages if p.far_exists else 0)
+        except FolderError as e:
+            warnings.append(str(e))
+            sizes.append(0)
+    return pairs, sizes, warnings

@@ -1,0 +1,184 @@
+"""The worker process: own connections, a job loop, events out.
+
+A worker is given plain data (the account's config, its passwords, the run options) and
+builds everything else itself, inside the child. It pulls jobs from the account's queue
+until it gets Stop, keeps its connections open between jobs, reconnects once when a
+connection drops mid-folder, and reports every outcome as an event. SIGINT/SIGTERM ask it to
+stop after the current batch; the state written so far stays valid.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from typing import Any
+
+import msgspec
+
+from fastsync.config import AccountConfig
+from fastsync.engine import EngineOptions, sync_folder
+from fastsync.errors import AccountError, FastsyncError, FolderError, StoreError
+from fastsync.folders import FolderPair, load_pythonfile
+from fastsync.state import StateFile, state_path
+from fastsync.stores import make_store
+from fastsync.stores.base import Store
+from fastsync.workers import events as ev
+
+log = logging.getLogger(__name__)
+
+
+class WorkerSpec(msgspec.Struct, frozen=True):
+    worker: int
+    account: AccountConfig
+    config_path: str
+    metadata: str
+    engine: EngineOptions
+    far_password: str | None = None
+    near_password: str | None = None
+    pythonfile: str | None = None
+    only_folders: tuple[str, ...] = ()
+    fsync: bool = True
+    debug: bool = False
+    logfile: str | None = None
+
+
+class Interrupted(FastsyncError):
+    """Asked to stop; what was done is recorded."""
+
+
+class Worker:
+    def __init__(self, spec: WorkerSpec, jobs: Any, events: Any) -> None:
+        self.spec = spec
+        self.jobs = jobs
+        self.events = events
+        self.far: Store | None = None
+        self.near: Store | None = None
+        self.stopping = False
+        self.pyglobals: dict[str, Any] = load_pythonfile(spec.pythonfile) if spec.pythonfile else {}
+
+    def emit(self, event: ev.Event) -> None:
+        self.events.put(ev.event_encoder.encode(event))
+
+    def stores(self) -> tuple[Store, Store]:
+        if self.far is None or self.near is None:
+            acct, s = self.spec.account, self.spec
+            far = make_store(acct.remote, s.far_password, dry_run=s.engine.dry_run, fsync=s.fsync)
+            near = make_store(acct.local, s.near_password, dry_run=s.engine.dry_run, fsync=s.fsync)
+            far.connect()
+            try:
+                near.connect()
+            except BaseException:
+                far.close()
+                raise
+            self.far, self.near = far, near
+        return self.far, self.near
+
+    def drop_connections(self) -> None:
+        for store in (self.far, self.near):
+            if store is not None:
+                store.close()
+        self.far = self.near = None
+
+    def run(self) -> None:
+        self.emit(ev.WorkerUp(worker=self.spec.worker, pid=os.getpid()))
+        try:
+            while not self.stopping:
+                job = ev.job_decoder.decode(self.jobs.get())
+                if isinstance(job, ev.Stop):
+                    break
+                self.handle(job)
+        finally:
+            self.drop_connections()
+
+    def handle(self, job: ev.Job) -> None:
+        wid = self.spec.worker
+        name = job.pair.far if isinstance(job, ev.SyncFolder) else ""
+        try:
+            if isinstance(job, ev.Discover):
+                far, near = self.stores()
+                from fastsync.workers.discovery import discover
+
+                s = self.spec
+                pairs, sizes, warnings = discover(far, near, s.account, s.config_path, self.pyglobals,
+                                                  s.only_folders)
+                self.emit(ev.Discovered(worker=wid, pairs=pairs, sizes=sizes, warnings=warnings))
+            elif isinstance(job, ev.SyncFolder):
+                self.emit(ev.JobStarted(worker=wid, folder=name))
+                stats = self.sync_with_retry(job.pair)
+                self.emit(ev.JobDone(worker=wid, folder=name, stats=stats, changed=stats.changed()))
+        except AccountError as e:
+            self.emit(ev.JobFailed(worker=wid, folder=name, scope="account", message=str(e)))
+            self.stopping = True
+        except Interrupted as e:
+            self.emit(ev.JobFailed(worker=wid, folder=name, scope="interrupted", message=str(e)))
+            self.stopping = True
+        except FastsyncError as e:
+            self.emit(ev.JobFailed(worker=wid, folder=name, scope="folder", message=str(e)))
+
+    def sync_with_retry(self, pair: FolderPair) -> ev.FolderStats:
+        """Sync one pair; a dropped connection is re-opened and the folder tried again, twice."""
+        delay = 1.0
+        for attempt in range(3):
+            far, near = self.stores()
+            try:
+                return self.sync_once(far, near, pair)
+            except StoreError as e:
+                self.drop_connections()
+                if attempt == 2:
+                    raise FolderError(f"{pair.far!r}: {e} (gave up after 3 tries)") from None
+                self.info(pair.far, "warning", f"{e}; reconnecting")
+                time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    def sync_once(self, far: Store, near: Store, pair: FolderPair) -> ev.FolderStats:
+        s = self.spec
+        path = state_path(_path(s.metadata), s.account.name, pair.far, pair.near)
+        statefile = StateFile(path, fsync=s.fsync)
+        wid = s.worker
+
+        def report(kind: str, text: str, done: int, total: int, nbytes: int) -> None:
+            if self.stopping:
+                raise Interrupted(f"{pair.far!r}: stopped on request; progress so far is recorded")
+            if kind == "progress":
+                self.emit(ev.Progress(worker=wid, folder=pair.far, what=text, done=done, total=total,
+                                      bytes=nbytes))
+            else:
+                self.info(pair.far, kind, text)
+
+        return sync_folder(far, near, pair, statefile, s.engine, report)
+
+    def info(self, folder: str, level: str, text: str) -> None:
+        self.emit(ev.Info(worker=self.spec.worker, folder=folder, level=level, text=text))
+
+
+def _path(p: str) -> Any:
+    from pathlib import Path
+
+    return Path(p)
+
+
+def worker_main(spec: WorkerSpec, jobs: Any, events: Any) -> None:
+    """Entry point of the worker process."""
+    worker = Worker(spec, jobs, events)
+
+    def ask_stop(signum: int, frame: object) -> None:
+        worker.stopping = True
+
+    signal.signal(signal.SIGTERM, ask_stop)
+    signal.signal(signal.SIGINT, ask_stop)
+    _setup_logging(spec)
+    worker.run()
+
+
+def _setup_logging(spec: WorkerSpec) -> None:
+    root = logging.getLogger()
+    root.handlers.clear()
+    handler: logging.Handler = logging.FileHandler(spec.logfile) if spec.logfile else logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(f"%(asctime)s worker{spec.worker} %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if spec.debug else logging.WARNING)
+    if not spec.debug:
+        logging.getLogger("imapclient").setLevel(logging.WARNING)

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what fastsync's demo, tests and benchmarks need, idempotently:
+# Debian packages (Dovecot, openssl; the peers for `make bench`) and a venv in .venv with fastsync in it.
+# Usage: tools/setup.sh [--bench]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkgs=()
+[ -x /usr/sbin/dovecot ] || pkgs+=(dovecot-imapd)
+command -v openssl >/dev/null || pkgs+=(openssl)
+if [ "${1:-}" = "--bench" ]; then
+  command -v mbsync >/dev/null || pkgs+=(isync)
+  command -v offlineimap >/dev/null || pkgs+=(offlineimap3)
+fi
+if [ ${#pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then sudo=(); elif command -v sudo >/dev/null; then sudo=(sudo); else
+    echo "setup: need root (or sudo) to install Debian packages: ${pkgs[*]}" >&2; exit 1
+  fi
+  echo "setup: installing ${pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+fi
+
+py=${PYTHON:-python3}
+"$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "setup: Python >= 3.11 needed" >&2; exit 1; }
+if [ ! -x .venv/bin/python ]; then
+  "$py" -m venv .venv || { echo "setup: cannot create .venv (apt-get install python3-venv?)" >&2; exit 1; }
+fi
+stamp=.venv/.fastsync-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing fastsync and its test tools into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+  .venv/bin/python -m pip install -q -e '.[test]'
+  touch "$stamp"
+fi
