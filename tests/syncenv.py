@@ -96,7 +96,8 @@ class SyncEnv:
         c = self.imap()
         try:
             c.select_folder(folder, readonly=True)
-            resp = c.fetch("1:*", [b"FLAGS", b"BODY.PEEK[]"]) if c.search("ALL") else {}
+            uids = c.search("ALL")
+            resp = c.fetch(uids, [b"FLAGS", b"BODY.PEEK[]"]) if uids else {}
             return {u: (flags_from_imap(d[b"FLAGS"]), d[b"BODY[]"]) for u, d in resp.items()}
         finally:
             c.logout()

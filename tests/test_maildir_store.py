@@ -326,8 +326,9 @@ def test_readonly_refuses_every_write(root: Path) -> None:
     assert not (root / "INBOX" / UIDVALIDITY_FILE).exists()
 
 
-def test_modes_private_with_umask_zero(root: Path) -> None:
-    old = os.umask(0)
+@pytest.mark.parametrize("umask", [0, 0o277])
+def test_modes_private_whatever_the_umask(root: Path, umask: int) -> None:
+    old = os.umask(umask)
     try:
         s = open_store(root, "/")
         s.create_folder("a/b")
@@ -465,3 +466,18 @@ def test_no_fsync_option_still_stores(root: Path) -> None:
     s.select("INBOX")
     [uid] = s.append([msg(1)])
     assert [m.data for m in s.fetch([uid or 0])] == [msg(1).data]
+
+
+def test_readonly_folder_with_unnumbered_files_gets_a_fresh_validity(root: Path) -> None:
+    s = open_store(root)
+    s.create_folder("INBOX")
+    on_disk = s.select("INBOX").validity
+    s.append([msg(1)])
+    r = open_store(root, readonly=True)
+    assert r.select("INBOX").validity == on_disk  # every file numbered: UIDs can be trusted
+    deliver(root / "INBOX", "9.mda.h")
+    r2 = open_store(root, readonly=True)
+    fresh = r2.select("INBOX").validity
+    assert fresh != on_disk  # memory-only UIDs must not be trusted by the next run
+    assert r2.select("INBOX").validity == fresh  # but are stable within this one
+    assert len(r2.list_messages(0).flags) == 2

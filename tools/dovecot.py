@@ -10,17 +10,21 @@ Contract:
 - ``Dovecot.stop()`` leaves no process behind (the master and every child it had), and runs
   at interpreter exit as well if the caller forgot.
 - Run as root (the machine and CI do): internal services use the package's ``dovecot`` and
-  ``dovenull`` users and mail is owned by the current uid. As a normal user every service
-  runs as that user instead.
+  ``dovenull`` users. Dovecot refuses mail access as uid 0, so mail belongs to
+  ``nobody:nogroup`` (``mail_owner``), and mail processes chroot into ``base_dir/mail``: that
+  way no parent of ``base_dir`` (often a 0700 temporary directory) needs opening up. Files
+  written straight into a user's Maildir must be given to ``mail_owner`` (tools.corpus does).
+  As a normal user every service and the mail run as that user, without chroot.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import grp
 import logging
 import os
 import pwd
-import grp
 import secrets
 import shutil
 import signal
@@ -33,7 +37,7 @@ from pathlib import Path
 from types import TracebackType
 
 import imapclient
-import psutil
+import psutil  # type: ignore[import-untyped]  # no stubs in the venv
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,7 @@ DOVECOT_BIN = Path("/usr/sbin/dovecot")
 DOVEADM_BIN = "doveadm"
 DH_PARAMS = Path("/usr/share/dovecot/dh.pem")
 HOST = "127.0.0.1"
+ROOT_MAIL_USER = "nobody"
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 LOG_TAIL_LINES = 30
@@ -136,7 +141,7 @@ class Dovecot:
         self.log_dir = self.base_dir / "log"
         self.log_path = self.log_dir / "dovecot.log"
         self.mail_dir = self.base_dir / "mail"
-        self.users_path = self.base_dir / "users"
+        self.users_dir = self.base_dir / "users"
         cert_dir = self.base_dir / "certs"
         self.ca_cert = cert_dir / "ca.pem"
         self.other_ca_cert = cert_dir / "other-ca.pem"
@@ -146,6 +151,10 @@ class Dovecot:
         self.master_pid: int | None = None
         self._uid = os.geteuid()
         self._gid = os.getegid()
+        self.mail_owner: tuple[int, int] = (self._uid, self._gid)
+        if self._uid == 0:
+            entry = pwd.getpwnam(ROOT_MAIL_USER)
+            self.mail_owner = (entry.pw_uid, entry.pw_gid)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -154,21 +163,24 @@ class Dovecot:
         if self.master_pid is not None:
             raise RuntimeError(f"Dovecot at {self.base_dir} is already started (pid {self.master_pid})")
         began = time.monotonic()
-        for sub in (self.run_dir, self.log_dir, self.mail_dir, self.base_dir / "state"):
+        for sub in (self.run_dir, self.log_dir, self.mail_dir, self.users_dir, self.base_dir / "state"):
             sub.mkdir(parents=True, exist_ok=True)
         if self.ssl and not self.ca_cert.exists():
             self._make_certificates()
-        # Dovecot's auth process opens the passwd-file at start, so it must exist.
-        if not self.users_path.exists():
-            self._write_users()
         self.port = free_port()
         self.tls_port = free_port() if self.ssl else None
         self.conf_path.write_text(self._render_config(), encoding="utf-8")
-        launched = subprocess.run(
-            [str(DOVECOT_BIN), "-c", str(self.conf_path)], capture_output=True, text=True, check=False
-        )
+        # The daemonised master inherits the launcher's stdout/stderr: a pipe would never
+        # reach EOF while it runs, so its early output goes to a file instead.
+        startup_out = self.log_dir / "startup.out"
+        with open(startup_out, "wb") as out:
+            launched = subprocess.run(
+                [str(DOVECOT_BIN), "-c", str(self.conf_path)],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, check=False,
+            )
         if launched.returncode != 0:
-            raise RuntimeError(self._failure(f"dovecot exited {launched.returncode}", launched.stderr))
+            early = startup_out.read_text(encoding="utf-8", errors="replace")
+            raise RuntimeError(self._failure(f"dovecot exited {launched.returncode}", early))
         atexit.register(self.stop)
         try:
             self.master_pid = self._wait_master_pid(began + START_TIMEOUT)
@@ -190,22 +202,23 @@ class Dovecot:
             return
         try:
             master = psutil.Process(pid)
+            if not self._is_our_master(master):
+                return  # a stale pid file whose pid now belongs to someone else
             family = [master, *master.children(recursive=True)]
         except psutil.NoSuchProcess:
             return
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             master.send_signal(signal.SIGTERM)
-        except psutil.NoSuchProcess:
-            pass
-        _gone, alive = psutil.wait_procs(family, timeout=STOP_TIMEOUT)
+        alive = _wait_gone(family, STOP_TIMEOUT)
         for proc in alive:
             # Only the processes recorded as this master's family are killed, by pid.
             log.warning("Dovecot process %d did not exit on SIGTERM; killing it", proc.pid)
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(alive, timeout=STOP_TIMEOUT)
+        still = _wait_gone(alive, STOP_TIMEOUT)
+        if still:
+            pids = ", ".join(str(p.pid) for p in still)
+            raise RuntimeError(f"Dovecot at {self.base_dir} left processes {pids} alive after SIGKILL")
 
     def __enter__(self) -> Dovecot:
         self.start()
@@ -230,23 +243,29 @@ class Dovecot:
         maildir = home / "Maildir"
         for sub in ("cur", "new", "tmp"):
             (maildir / sub).mkdir(parents=True, exist_ok=True)
+        if self._uid == 0:
+            for path in (home, maildir, *(maildir / sub for sub in ("cur", "new", "tmp"))):
+                os.chown(path, *self.mail_owner)
         user = User(name=name, password=password, maildir=maildir, server=self)
+        self._write_passwd_file(user)
         self.users[name] = user
-        self._write_users()
         return user
 
-    def _write_users(self) -> None:
-        # Written whole and renamed into place: the auth process re-reads the file when its
-        # mtime or size changes, and must never see a half-written one. Adding a line always
-        # changes the size, so a user added in the same second is still seen at once.
-        lines = [
-            f"{u.name}:{{PLAIN}}{u.password}:{self._uid}:{self._gid}::{u.maildir.parent}::\n"
-            for u in self.users.values()
-        ]
-        tmp = self.users_path.with_suffix(".tmp")
-        tmp.write_text("".join(lines), encoding="utf-8")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, self.users_path)
+    def _home(self, name: str) -> str:
+        """A user's home as the mail processes see it (inside the chroot when root)."""
+        return f"/{name}" if self._uid == 0 else str(self.mail_dir / name)
+
+    def _write_passwd_file(self, user: User) -> None:
+        # One passwd-file per user (the path has %u): Dovecot's auth process stats a known
+        # passwd-file at most once a second, so a user added to a shared file right after a
+        # lookup would stay unknown for up to a second; a new file is read on first lookup.
+        # Renamed into place so the auth process never reads a half-written file. The uid
+        # and gid fields stay empty: mail_uid/mail_gid in the config give the owner.
+        line = f"{user.name}:{{PLAIN}}{user.password}::::{self._home(user.name)}::\n"
+        path = self.users_dir / user.name
+        tmp = self.users_dir / f".{user.name}.tmp"
+        tmp.write_text(line, encoding="utf-8")
+        os.replace(tmp, path)
 
     # -- clients -----------------------------------------------------------------------------
 
@@ -289,7 +308,7 @@ class Dovecot:
     def _failure(self, what: str, stderr: str = "") -> str:
         parts = [f"Dovecot at {self.base_dir} failed to start: {what}"]
         if stderr.strip():
-            parts.append("stderr:\n" + stderr.strip())
+            parts.append("dovecot said:\n" + stderr.strip())
         parts.append(f"log tail ({self.log_path}):\n" + self.log_tail())
         return "\n".join(parts)
 
@@ -299,11 +318,19 @@ class Dovecot:
         except (FileNotFoundError, ValueError):
             return None
 
+    def _is_our_master(self, proc: psutil.Process) -> bool:
+        """Whether ``proc`` is the master started with this instance's config file."""
+        try:
+            return str(self.conf_path) in proc.cmdline()
+        except psutil.AccessDenied:
+            return False
+
     def _wait_master_pid(self, deadline: float) -> int:
         while time.monotonic() < deadline:
             pid = self._read_master_pid()
-            if pid is not None and psutil.pid_exists(pid):
-                return pid
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if pid is not None and self._is_our_master(psutil.Process(pid)):
+                    return int(pid)
             time.sleep(0.01)
         raise RuntimeError(self._failure(f"no live master pid in {self.run_dir / 'master.pid'}"))
 
@@ -357,66 +384,80 @@ class Dovecot:
                  "-days", "3650", "-sha256", "-extfile", str(ext), "-out", str(self.server_cert))
 
     def _render_config(self) -> str:
-        sep = self.separator
-        layout = ":LAYOUT=fs" if sep == "/" else ""
-        mailboxes = "".join(
-            f"  mailbox {name} {{\n    special_use = {flag}\n    auto = no\n  }}\n"
-            for name, flag in SPECIAL_USE.items()
-        )
-        ssl_lines = "ssl = no\n"
-        imaps = ""
-        if self.ssl:
-            ssl_lines = f"ssl = yes\nssl_cert = <{self.server_cert}\nssl_key = <{self.server_key}\n"
-            if DH_PARAMS.exists():
-                ssl_lines += f"ssl_dh = <{DH_PARAMS}\n"
-            imaps = (f"  inet_listener imaps {{\n    address = {HOST}\n    port = {self.tls_port}\n"
-                     "    ssl = yes\n  }\n")
-        return (
-            "# Generated by tools/dovecot.py for a private test instance; do not edit.\n"
-            f"base_dir = {self.run_dir}\n"
-            f"state_dir = {self.base_dir / 'state'}\n"
-            f"instance_name = fastsync-{self.base_dir.name}-{os.getpid()}\n"
-            "protocols = imap\n"
-            f"listen = {HOST}\n"
-            f"log_path = {self.log_path}\n"
-            f"info_log_path = {self.log_path}\n"
-            f"debug_log_path = {self.log_path}\n"
-            "auth_verbose = yes\n"
-            + self._users_config()
-            + "first_valid_uid = 0\nfirst_valid_gid = 0\n"
-            "disable_plaintext_auth = no\n"
-            "auth_mechanisms = plain login\n"
-            + ssl_lines
-            + f"mail_location = maildir:~/Maildir{layout}\n"
-            f"passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {self.users_path}\n}}\n"
-            f"userdb {{\n  driver = passwd-file\n  args = username_format=%u {self.users_path}\n}}\n"
-            f"namespace inbox {{\n  inbox = yes\n  separator = {sep}\n  prefix =\n{mailboxes}}}\n"
-            f"protocol imap {{\n  mail_max_userip_connections = {self.max_userip_connections}\n}}\n"
-            "service imap-login {\n"
-            f"  inet_listener imap {{\n    address = {HOST}\n    port = {self.port}\n  }}\n"
-            + imaps
-            + "}\n"
-            + self._services_config()
-        )
+        """The whole dovecot.conf of this instance: nothing is inherited from /etc/dovecot."""
+        root = self._uid == 0
+        lines = [
+            "# Generated by tools/dovecot.py for a private test instance; do not edit.",
+            f"base_dir = {self.run_dir}",
+            f"state_dir = {self.base_dir / 'state'}",
+            f"instance_name = fastsync-{self.base_dir.name}-{os.getpid()}",
+            "protocols = imap",
+            f"listen = {HOST}",
+            f"log_path = {self.log_path}",
+            f"info_log_path = {self.log_path}",
+            f"debug_log_path = {self.log_path}",
+            "auth_verbose = yes",
+            *self._users_config(),
+            "first_valid_uid = 1",
+            "first_valid_gid = 1",
+            f"mail_uid = {self.mail_owner[0]}",
+            f"mail_gid = {self.mail_owner[1]}",
+            f"mail_chroot = {self.mail_dir}" if root else "",
+            f"mail_location = maildir:~/Maildir{':LAYOUT=fs' if self.separator == '/' else ''}",
+            "disable_plaintext_auth = no",
+            "auth_mechanisms = plain login",
+            *self._ssl_config(),
+            "passdb {",
+            "  driver = passwd-file",
+            f"  args = scheme=PLAIN username_format=%u {self.users_dir}/%u",
+            "}",
+            "userdb {",
+            "  driver = passwd-file",
+            f"  args = username_format=%u {self.users_dir}/%u",
+            "}",
+            "namespace inbox {",
+            "  inbox = yes",
+            f"  separator = {self.separator}",
+            "  prefix =",
+            *(f"  mailbox {name} {{\n    special_use = {flag}\n    auto = no\n  }}"
+              for name, flag in SPECIAL_USE.items()),
+            "}",
+            "protocol imap {",
+            f"  mail_max_userip_connections = {self.max_userip_connections}",
+            "}",
+            "service imap-login {",
+            f"  inet_listener imap {{\n    address = {HOST}\n    port = {self.port}\n  }}",
+            (f"  inet_listener imaps {{\n    address = {HOST}\n    port = {self.tls_port}\n"
+             "    ssl = yes\n  }" if self.tls_port is not None else ""),
+            "}",
+            *self._services_config(),
+        ]
+        return "\n".join(line for line in lines if line) + "\n"
 
-    def _users_config(self) -> str:
+    def _ssl_config(self) -> list[str]:
+        if not self.ssl:
+            return ["ssl = no"]
+        lines = ["ssl = yes", f"ssl_cert = <{self.server_cert}", f"ssl_key = <{self.server_key}"]
+        if DH_PARAMS.exists():
+            lines.append(f"ssl_dh = <{DH_PARAMS}")
+        return lines
+
+    def _users_config(self) -> list[str]:
         if self._uid == 0:
-            return "default_internal_user = dovecot\ndefault_login_user = dovenull\n"
+            return ["default_internal_user = dovecot", "default_login_user = dovenull"]
         user = pwd.getpwuid(self._uid).pw_name
         group = grp.getgrgid(self._gid).gr_name
-        return (f"default_internal_user = {user}\ndefault_internal_group = {group}\n"
-                f"default_login_user = {user}\n")
+        return [f"default_internal_user = {user}", f"default_internal_group = {group}",
+                f"default_login_user = {user}"]
 
-    def _services_config(self) -> str:
+    def _services_config(self) -> list[str]:
         if self._uid == 0:
-            # The auth process (user dovecot) opens the passwd-file, which may sit under a
-            # root-only temporary directory; running auth as root avoids chmod-ing parents.
-            return "service auth {\n  user = root\n}\n"
+            # The auth process (user dovecot by default) opens the passwd-file, which may sit
+            # under a root-only temporary directory; auth as root spares opening up parents.
+            return ["service auth {", "  user = root", "}"]
         user = pwd.getpwuid(self._uid).pw_name
         # A non-root master can neither switch users nor chroot.
-        return "".join(
-            f"service {name} {{\n  user = {user}\n  chroot =\n}}\n" for name in _NONROOT_SERVICES
-        )
+        return [f"service {name} {{\n  user = {user}\n  chroot =\n}}" for name in _NONROOT_SERVICES]
 
 
 def _make_ca(key: Path, cert: Path, common_name: str) -> None:
@@ -434,3 +475,25 @@ def _openssl(*args: str) -> None:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise RuntimeError(f"openssl {args[0]} failed (exit {done.returncode}): {last}")
 
+
+
+def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until every process has exited; return those still running after ``timeout``.
+
+    A zombie counts as gone: it runs nothing, and only its parent (not us) can reap it.
+    """
+    deadline = time.monotonic() + timeout
+    alive = list(procs)
+    while alive:
+        alive = [p for p in alive if _is_running(p)]
+        if not alive or time.monotonic() >= deadline:
+            break
+        time.sleep(0.02)
+    return alive
+
+
+def _is_running(proc: psutil.Process) -> bool:
+    try:
+        return bool(proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False

@@ -20,6 +20,7 @@ from typing import Any
 
 import imapclient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
+from imapclient.response_parser import parse_fetch_response
 
 from fastsync.config import ImapRepo
 from fastsync.errors import AccountError, FolderError, MessageError, StoreError
@@ -213,27 +214,49 @@ class ImapStore(Store):
         )
 
     # -- messages ---------------------------------------------------------------------------
+    def _uid_fetch(
+        self, uids: str, items: list[bytes], modifiers: list[bytes] | None = None
+    ) -> dict[int, Any]:
+        """``UID FETCH <set> (items)`` for a UID set string such as ``1:*``.
+
+        imapclient's own fetch() keeps only the UIDs listed one by one, so ranges need this;
+        the response is parsed by imapclient's parser. Unsolicited FETCH responses may be in
+        the result: callers look only at the items they asked for.
+        """
+        imap = self.client._imap
+        args = ["UID", "FETCH", uids, "(" + " ".join(i.decode() for i in items) + ")"]
+        if modifiers:
+            args.append("(" + " ".join(m.decode() for m in modifiers) + ")")
+        tag = imap._command(*args)
+        typ, data = imap._command_complete("FETCH", tag)
+        if typ != "OK":
+            raise IMAPClientError(f"UID FETCH failed: {_text(data)}")
+        typ, data = imap._untagged_response(typ, data, "FETCH")
+        parsed: dict[int, Any] = parse_fetch_response(data, False, True)
+        return parsed
+
     def list_messages(self, sizes_above: int) -> Listing:
         if not self._exists:
             return Listing(flags={}, sizes={})
         with self._errors("UID FETCH (FLAGS)"):
-            resp = self.client.fetch("1:*", [b"FLAGS"])
-            flags = {uid: flags_from_imap(d.get(b"FLAGS", ())) for uid, d in resp.items()}
+            resp = self._uid_fetch("1:*", [b"FLAGS"])
+            flags = {uid: flags_from_imap(d[b"FLAGS"]) for uid, d in resp.items() if b"FLAGS" in d}
             sizes: dict[int, int] = {}
             if any(u > sizes_above for u in flags):
-                resp = self.client.fetch(f"{sizes_above + 1}:*", [b"RFC822.SIZE"])
-                sizes = {u: int(d[b"RFC822.SIZE"]) for u, d in resp.items() if u > sizes_above}
+                resp = self._uid_fetch(f"{sizes_above + 1}:*", [b"RFC822.SIZE"])
+                sizes = {u: int(d[b"RFC822.SIZE"]) for u, d in resp.items()
+                         if u > sizes_above and b"RFC822.SIZE" in d}
         return Listing(flags=flags, sizes=sizes)
 
     def fetch(self, uids: list[int]) -> Iterator[Fetched]:
         for chunk in uid_set_chunks(uids):
             with self._errors("UID FETCH (BODY.PEEK[])"):
-                resp = self.client.fetch(chunk, [b"FLAGS", b"INTERNALDATE", b"BODY.PEEK[]"])
+                resp = self._uid_fetch(chunk, [b"FLAGS", b"INTERNALDATE", b"BODY.PEEK[]"])
             for uid in sorted(resp):
                 d = resp[uid]
                 body = d.get(b"BODY[]")
-                if body is None:
-                    raise MessageError(f"{self.where}: {self._selected!r} UID {uid}: server sent no body")
+                if body is None:  # an unsolicited FETCH (a flag change), not our message
+                    continue
                 when = d.get(b"INTERNALDATE")
                 ts = when.timestamp() if isinstance(when, datetime) else 0.0
                 yield Fetched(uid=uid, flags=flags_from_imap(d.get(b"FLAGS", ())), internaldate=ts, data=body)
@@ -290,7 +313,7 @@ class ImapStore(Store):
         out: dict[int, bytes] = {}
         for chunk in uid_set_chunks(uids):
             with self._errors("UID FETCH (BODY.PEEK[HEADER])"):
-                resp = self.client.fetch(chunk, [b"RFC822.SIZE", b"BODY.PEEK[HEADER]"])
+                resp = self._uid_fetch(chunk, [b"RFC822.SIZE", b"BODY.PEEK[HEADER]"])
             for uid, d in resp.items():
                 header = d.get(b"BODY[HEADER]")
                 if header is not None:

@@ -14,8 +14,10 @@ folders.maildir_path, so no name reaches outside the root.
 
 With ``readonly`` every write raises FolderError; with ``dry_run`` writes do nothing. In
 both, files without a UID are numbered in memory only (stable for the life of this object)
-and a missing uidvalidity file is replaced by a random validity in memory, so the next run
-sees a new UIDVALIDITY and re-pairs by content instead of trusting unstable UIDs.
+and a missing uidvalidity file is replaced by a random validity in memory. A read-only
+folder that holds files without a UID is given such a random validity too: UIDs numbered in
+memory could differ next run, so the next run must see a new UIDVALIDITY and re-pair by
+content rather than trust them (a dry run commits no state, so it needs no such care).
 """
 
 from __future__ import annotations
@@ -296,6 +298,7 @@ class MaildirStore(Store):
 
     def identities(self, uids: list[int]) -> dict[int, bytes]:
         sel = self._selected()
+
         def key(sub: str, name: str) -> bytes:
             return _identity(os.path.join(sel.dir, sub, name))
 
@@ -333,7 +336,10 @@ class MaildirStore(Store):
                 except FolderError as err:
                     log.warning("%s: directory %s skipped: %s", self._label, e.path, err)
             if nested:
-                self._walk(e.path, is_folder, names)
+                try:
+                    self._walk(e.path, is_folder, names)
+                except OSError as err:  # one unreadable directory hides only what is below it
+                    log.warning("%s: cannot list %s: %s", self._label, e.path, _reason(err))
 
     def _folder_dir(self, name: str) -> str:
         return str(maildir_path(self._root, name, self._sep))
@@ -344,6 +350,13 @@ class MaildirStore(Store):
         if not exists and name not in self._phantoms:
             raise FolderError(f"{self._label}: folder {name!r} does not exist (no Maildir at {path!r})")
         validity, nxt = self._uidvalidity(path)
+        if self._readonly and exists and path not in self._mem_uidvalidity:
+            probe = _Folder(name, path, validity, nxt)
+            if self._classify(probe, self._scan(probe))[1]:
+                validity, nxt = secrets.randbelow(_MAX_UID) + 1, 1
+                self._mem_uidvalidity[path] = (validity, nxt)
+                log.info("%s: read-only folder %r has files without a UID; they are numbered in memory "
+                         "under a new UIDVALIDITY", self._label, name)
         return _Folder(name, path, validity, nxt, phantom=not exists)
 
     def _status_of(self, folder: _Folder) -> FolderStatus:
@@ -552,7 +565,7 @@ class MaildirStore(Store):
                     if relocated:
                         log.debug("%s: UID %d of %r vanished", self._label, uid, sel.name)
                         break
-                    break
+                    self._relocate(sel)
                     relocated = True
                     continue
                 except OSError as e:
