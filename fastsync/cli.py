@@ -18,16 +18,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-c", dest="config", metavar="FILE", help="config file (default ~/.fastsyncrc)")
     p.add_argument("-a", dest="accounts", metavar="ACCOUNTS", help="comma-separated accounts to sync")
-    p.add_argument("-f", dest="folders", metavar="FOLDERS",
-                   help="comma-separated folders to sync (far names)")
+    p.add_argument(
+        "-f", dest="folders", metavar="FOLDERS", help="comma-separated folders to sync (far names)"
+    )
     p.add_argument("-o", dest="once", action="store_true", help="sync once, ignoring autorefresh")
     p.add_argument("--dry-run", action="store_true", help="say what would be done; write nothing")
-    p.add_argument("--force-deletes", action="store_true",
-                   help="allow a run to delete more than max_delete_percent of a folder")
+    p.add_argument(
+        "--force-deletes",
+        action="store_true",
+        help="allow a run to delete more than max_delete_percent of a folder",
+    )
     p.add_argument("-u", dest="ui", metavar="UI", help="user interface (e.g. Noninteractive.Basic)")
     p.add_argument("-l", dest="logfile", metavar="LOGFILE", help="write the log to this file")
-    p.add_argument("-d", dest="debug", metavar="TYPES", nargs="?", const="all",
-                   help="debug log; 'imap' adds the (password-free) IMAP protocol trace")
+    p.add_argument(
+        "-d",
+        dest="debug",
+        metavar="TYPES",
+        nargs="?",
+        const="all",
+        help="debug log; 'imap' adds the (password-free) IMAP protocol trace",
+    )
     p.add_argument("--version", action="version", version=f"fastsync {__version__}")
     return p
 
@@ -74,8 +84,10 @@ def _run(args: argparse.Namespace) -> ExitCode:
     accounts = _split(args.accounts) or tuple(config.accounts)
     for name in accounts:
         if name not in config.accounts:
-            raise ConfigError(f"{config.path}: account {name!r} is not configured "
-                              f"(expected one of {', '.join(config.accounts)})")
+            raise ConfigError(
+                f"{config.path}: account {name!r} is not configured "
+                f"(expected one of {', '.join(config.accounts)})"
+            )
     pyglobals = load_pythonfile(config.general.pythonfile) if config.general.pythonfile else {}
     prompt = ui.ask_password if ui.can_prompt() else None
     passwords: dict[str, str | None] = {}
@@ -92,8 +104,13 @@ def _run(args: argparse.Namespace) -> ExitCode:
             ui.error(f"account {name}: {e}")
             failed = True
     opts = RunOptions(
-        accounts=tuple(runnable), folders=_split(args.folders), once=args.once, dry_run=args.dry_run,
-        force_deletes=args.force_deletes, debug=bool(args.debug), logfile=args.logfile,
+        accounts=tuple(runnable),
+        folders=_split(args.folders),
+        once=args.once,
+        dry_run=args.dry_run,
+        force_deletes=args.force_deletes,
+        debug=bool(args.debug),
+        logfile=args.logfile,
     )
     code = Supervisor(config, opts, ui, passwords).run() if runnable else ExitCode.OK
     return max(code, ExitCode.ACCOUNT) if failed else code

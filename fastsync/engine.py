@@ -133,15 +133,19 @@ def _load_state(run: _Run, fst: FolderStatus, nst: FolderStatus) -> FolderState 
         return None
     if state is None:
         return None
-    for side, old, new in ((Side.FAR, state.far_validity, fst.validity), (Side.NEAR, state.near_validity,
-                                                                          nst.validity)):
+    for side, old, new in (
+        (Side.FAR, state.far_validity, fst.validity),
+        (Side.NEAR, state.near_validity, nst.validity),
+    ):
         if old != new and new != 0:
             name = run.pair.far if side is Side.FAR else run.pair.near
             run.report(
                 "warning",
                 f"UIDVALIDITY of {side.value} folder {name!r} changed ({old} -> {new}): "
                 "re-pairing messages by content, nothing is deleted",
-                0, 0, 0,
+                0,
+                0,
+                0,
             )
             return None
     return state
@@ -186,8 +190,12 @@ def _describe(p: Plan, run: _Run) -> None:
 def _planned_stats(p: Plan) -> FolderStats:
     c = p.counts()
     return FolderStats(
-        to_near=c["to_near"], to_far=c["to_far"], flags_far=c["flags_far"], flags_near=c["flags_near"],
-        del_far=c["del_far"], del_near=c["del_near"],
+        to_near=c["to_near"],
+        to_far=c["to_far"],
+        flags_far=c["flags_far"],
+        flags_near=c["flags_near"],
+        del_far=c["del_far"],
+        del_near=c["del_near"],
     )
 
 
@@ -288,7 +296,7 @@ def _store_batch(run: _Run, dst: Store, fetched: list[Fetched]) -> list[int | No
             return [-1]
         done = getattr(e, "done", None)
         result: list[int | None] = list(done) if isinstance(done, list) else []
-        for m in outs[len(result):]:
+        for m in outs[len(result) :]:
             result.extend(_store_batch(run, dst, [Fetched(m.src_uid, m.flags, m.internaldate, m.data)]))
         return result
 

@@ -75,8 +75,15 @@ class Plan(msgspec.Struct):
 
     def is_empty(self) -> bool:
         return not (
-            self.copy_to_near or self.copy_to_far or self.flags_far or self.flags_near
-            or self.delete_far or self.delete_near or self.paired or self.unpaired or self.synced_flags
+            self.copy_to_near
+            or self.copy_to_far
+            or self.flags_far
+            or self.flags_near
+            or self.delete_far
+            or self.delete_near
+            or self.paired
+            or self.unpaired
+            or self.synced_flags
         )
 
     def counts(self) -> dict[str, int]:
@@ -109,9 +116,7 @@ def new_messages(
         paired_far.add(f)
         paired_near.add(n)
     new_far = [u for u in far if u not in paired_far and (u > state.far_max_uid or u in state.retry_far)]
-    new_near = [
-        u for u in near if u not in paired_near and (u > state.near_max_uid or u in state.retry_near)
-    ]
+    new_near = [u for u in near if u not in paired_near and (u > state.near_max_uid or u in state.retry_near)]
     new_far.sort()
     new_near.sort()
     return new_far, new_near

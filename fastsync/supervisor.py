@@ -92,8 +92,12 @@ class Supervisor:
         self.wake = asyncio.Event()
         self.events = self.ctx.Queue()
         loop.add_reader(self.events._reader.fileno(), self._drain_events)
-        for sig, handler in ((signal.SIGINT, self._on_stop), (signal.SIGTERM, self._on_stop),
-                             (signal.SIGUSR1, self._on_refresh), (signal.SIGUSR2, self._on_finish)):
+        for sig, handler in (
+            (signal.SIGINT, self._on_stop),
+            (signal.SIGTERM, self._on_stop),
+            (signal.SIGUSR1, self._on_refresh),
+            (signal.SIGUSR2, self._on_finish),
+        ):
             loop.add_signal_handler(sig, handler)
         limit = asyncio.Semaphore(max(1, self.config.general.maxsyncaccounts))
         names = self.opts.accounts or tuple(self.config.accounts)
@@ -226,8 +230,10 @@ class Supervisor:
         wid = self.next_worker
         self.next_worker += 1
         proc = self.ctx.Process(
-            target=worker_main, args=(self._spec(run.account, wid), jobs, self.events),
-            name=f"fastsync-worker-{wid}", daemon=True,
+            target=worker_main,
+            args=(self._spec(run.account, wid), jobs, self.events),
+            name=f"fastsync-worker-{wid}",
+            daemon=True,
         )
         proc.start()
         run.procs[wid] = proc
@@ -309,7 +315,12 @@ class Supervisor:
         self.ui.error(f"account {run.account.name}: folder {e.folder!r}: {e.message}")
 
     def _worker_died(
-        self, run: _AccountRun, e: WorkerDied, jobs: Any, pending: set[str], requeued: set[str],
+        self,
+        run: _AccountRun,
+        e: WorkerDied,
+        jobs: Any,
+        pending: set[str],
+        requeued: set[str],
         by_far: dict[str, tuple[FolderPair, int]],
     ) -> None:
         run.procs.pop(e.worker, None)
@@ -325,8 +336,10 @@ class Supervisor:
                 self.ui.error(f"account {run.account.name}: folder {pair.far!r}: worker died twice; skipped")
             else:
                 requeued.add(pair.far)
-                self.ui.warn(f"account {run.account.name}: worker died (exit {e.exitcode}) on {pair.far!r}; "
-                             "trying the folder again")
+                self.ui.warn(
+                    f"account {run.account.name}: worker died (exit {e.exitcode}) on {pair.far!r}; "
+                    "trying the folder again"
+                )
                 jobs.put(ev.job_encoder.encode(ev.SyncFolder(pair=pair, size=by_far[pair.far][1])))
         if pending and not run.procs:
             self._spawn(run, jobs)

@@ -73,13 +73,26 @@ class SyncEnv:
         self.config.chmod(0o600)
         return self.config
 
-    def run(self, *args: str, expect: int | None = 0, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, expect: int | None = 0, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
         if not self.config.exists():
             self.write_config()
-        cmd = [sys.executable, "-m", "fastsync", "-c", str(self.config), "-o", "-u", "Noninteractive.Basic",
-               *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "fastsync",
+            "-c",
+            str(self.config),
+            "-o",
+            "-u",
+            "Noninteractive.Basic",
+            *args,
+        ]
         env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL
+        )
         if expect is not None and proc.returncode != expect:
             raise AssertionError(
                 f"fastsync exited {proc.returncode}, expected {expect}\n--- stdout\n{proc.stdout}\n"

@@ -52,8 +52,12 @@ def make_side(root: Path, name: str, n: int) -> MaildirStore:
     store.connect()
     store.create_folder("INBOX")
     store.select("INBOX")
-    store.append([Outgoing(src_uid=0, flags=SEEN if i % 3 == 0 else 0, internaldate=1e9 + i, data=msg(i, name))
-                  for i in range(n)])
+    store.append(
+        [
+            Outgoing(src_uid=0, flags=SEEN if i % 3 == 0 else 0, internaldate=1e9 + i, data=msg(i, name))
+            for i in range(n)
+        ]
+    )
     return store
 
 
@@ -85,11 +89,17 @@ def change_both(far_root: Path, near_root: Path) -> None:
         uids = sorted(listing.flags)
         s.set_flags([uids[0]], SEEN | 2, 0) if name == "far" else s.set_flags([uids[1]], 8, 0)
         s.delete([uids[-1]] if name == "far" else [uids[-2]])
-        s.append([Outgoing(src_uid=0, flags=0, internaldate=2e9 + i, data=msg(100 + i, name + "new"))
-                  for i in range(9)])
+        s.append(
+            [
+                Outgoing(src_uid=0, flags=0, internaldate=2e9 + i, data=msg(100 + i, name + "new"))
+                for i in range(9)
+            ]
+        )
 
 
-def scenario(tmp: Path, crash_at: int | None, before: bool = False) -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]:
+def scenario(
+    tmp: Path, crash_at: int | None, before: bool = False
+) -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]:
     far_root, near_root = tmp / "far", tmp / "near"
     make_side(far_root, "far", 20)
     state_path = tmp / "state" / "INBOX.state"

@@ -83,7 +83,10 @@ def apply(p: Plan, far: Box, near: Box, state: State) -> None:
     state.near_max_uid = max(state.near_max_uid, p.near_max_uid, near.uidnext - 1)
 
 
-def sync(far: Box, near: Box, state: State | None, opts: PlanOptions = PlanOptions()) -> tuple[Plan, State]:
+DEFAULT = PlanOptions()
+
+
+def sync(far: Box, near: Box, state: State | None, opts: PlanOptions = DEFAULT) -> tuple[Plan, State]:
     p = plan(state, far.flags(), near.flags(), opts, far.keys(), near.keys())
     st_ = state if state is not None else State()
     apply(p, far, near, st_)
@@ -169,7 +172,7 @@ def test_edits_on_both_sides_converge_and_a_third_run_changes_nothing(far_items,
     near_ops = data.draw(edits(near))
     do_edits(far, far_ops)
     do_edits(near, near_ops)
-    p, state = sync(far, near, state, PlanOptions(force_deletes=True))
+    _, state = sync(far, near, state, PlanOptions(force_deletes=True))
     assert far.contents() == near.contents()
     # every message added on either side survives
     added = [c for op, c, _ in far_ops + near_ops if op == "add"]

@@ -43,8 +43,9 @@ def make_tls_context(cafile: str | None, pinned: bool) -> ssl.SSLContext:
 
 
 class ImapStore(Store):
-    def __init__(self, settings: ImapRepo, password: str, *, readonly: bool = False,
-                 dry_run: bool = False) -> None:
+    def __init__(
+        self, settings: ImapRepo, password: str, *, readonly: bool = False, dry_run: bool = False
+    ) -> None:
         self.s = settings
         self._password = password
         self.readonly = readonly
@@ -244,8 +245,11 @@ class ImapStore(Store):
             sizes: dict[int, int] = {}
             if any(u > sizes_above for u in flags):
                 resp = self._uid_fetch(f"{sizes_above + 1}:*", [b"RFC822.SIZE"])
-                sizes = {u: int(d[b"RFC822.SIZE"]) for u, d in resp.items()
-                         if u > sizes_above and b"RFC822.SIZE" in d}
+                sizes = {
+                    u: int(d[b"RFC822.SIZE"])
+                    for u, d in resp.items()
+                    if u > sizes_above and b"RFC822.SIZE" in d
+                }
         return Listing(flags=flags, sizes=sizes)
 
     def fetch(self, uids: list[int]) -> Iterator[Fetched]:
@@ -266,8 +270,9 @@ class ImapStore(Store):
             return [None] * len(msgs)
         folder = self._selected
         if len(msgs) > 1 and self.has(b"MULTIAPPEND"):
-            items = [{"msg": m.data, "flags": flags_to_imap(m.flags), "date": _date(m.internaldate)}
-                     for m in msgs]
+            items = [
+                {"msg": m.data, "flags": flags_to_imap(m.flags), "date": _date(m.internaldate)} for m in msgs
+            ]
             with self._errors("MULTIAPPEND"):
                 typ, data = self.client.multiappend(folder, items)
             if typ != "OK":

@@ -26,6 +26,8 @@ def choose(names: tuple[str, ...] | list[str]) -> UI:
             return _KNOWN[key]()
         tried.append(name)
         if key not in _LATER:
-            raise ConfigError(f"unknown user interface {name!r} (expected one of Noninteractive.Basic, "
-                              "Noninteractive.Quiet, TTY.TTYUI, Curses.Blinkenlights, Tk.Blinkenlights)")
+            raise ConfigError(
+                f"unknown user interface {name!r} (expected one of Noninteractive.Basic, "
+                "Noninteractive.Quiet, TTY.TTYUI, Curses.Blinkenlights, Tk.Blinkenlights)"
+            )
     raise ConfigError(f"none of the user interfaces {', '.join(tried)} can run here")

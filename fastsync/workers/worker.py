@@ -101,8 +101,9 @@ class Worker:
                 from fastsync.workers.discovery import discover
 
                 s = self.spec
-                pairs, sizes, warnings = discover(far, near, s.account, s.config_path, self.pyglobals,
-                                                  s.only_folders)
+                pairs, sizes, warnings = discover(
+                    far, near, s.account, s.config_path, self.pyglobals, s.only_folders
+                )
                 self.emit(ev.Discovered(worker=wid, pairs=pairs, sizes=sizes, warnings=warnings))
             elif isinstance(job, ev.SyncFolder):
                 self.emit(ev.JobStarted(worker=wid, folder=name))
@@ -143,8 +144,9 @@ class Worker:
             if self.stopping:
                 raise Interrupted(f"{pair.far!r}: stopped on request; progress so far is recorded")
             if kind == "progress":
-                self.emit(ev.Progress(worker=wid, folder=pair.far, what=text, done=done, total=total,
-                                      bytes=nbytes))
+                self.emit(
+                    ev.Progress(worker=wid, folder=pair.far, what=text, done=done, total=total, bytes=nbytes)
+                )
             else:
                 self.info(pair.far, kind, text)
 
