@@ -126,6 +126,7 @@ class Dovecot:
         separator: str = ".",
         max_userip_connections: int = 100,
         ssl: bool = True,
+        extra_config: str = "",
     ) -> None:
         if separator not in (".", "/"):
             raise ValueError(f"Dovecot separator must be '.' or '/', not {separator!r}")
@@ -133,6 +134,7 @@ class Dovecot:
         self.separator = separator
         self.max_userip_connections = max_userip_connections
         self.ssl = ssl
+        self.extra_config = extra_config  # appended verbatim to dovecot.conf (e.g. quota settings)
         self.host = HOST
         self.port = 0
         self.tls_port: int | None = None
@@ -431,6 +433,7 @@ class Dovecot:
              "    ssl = yes\n  }" if self.tls_port is not None else ""),
             "}",
             *self._services_config(),
+            self.extra_config,
         ]
         return "\n".join(line for line in lines if line) + "\n"
 

@@ -35,7 +35,13 @@ class _Tagged(msgspec.Struct, array_like=True, tag=True):
 
 # -- jobs (supervisor -> worker) ------------------------------------------------------------
 class Discover(_Tagged):
-    """List folders on both sides, map them, create missing ones, report the pairs."""
+    """List folders on both sides, map them, create missing ones, report the pairs.
+
+    ``quick``: report only the pairs whose cheap status (STATUS / Maildir mtimes) moved since
+    the state was written (``quick`` / ``-q``).
+    """
+
+    quick: bool = False
 
 
 class SyncFolder(_Tagged):

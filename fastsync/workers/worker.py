@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import signal
 import time
 from typing import Any
@@ -42,6 +43,7 @@ class WorkerSpec(msgspec.Struct, frozen=True):
     fsync: bool = True
     debug: bool = False
     logfile: str | None = None
+    keepalive: float | None = None  # seconds between NOOPs while idle between jobs; None: never
 
 
 class Interrupted(FastsyncError):
@@ -56,6 +58,7 @@ class Worker:
         self.far: Store | None = None
         self.near: Store | None = None
         self.stopping = False
+        self.waiting = False  # blocked on the job queue, between jobs
         self.pyglobals: dict[str, Any] = load_pythonfile(spec.pythonfile) if spec.pythonfile else {}
 
     def emit(self, event: ev.Event) -> None:
@@ -82,14 +85,39 @@ class Worker:
         self.far = self.near = None
 
     def run(self) -> None:
+        """Pull jobs until Stop. Between jobs (and between syncs, when the supervisor keeps the
+        worker: holdconnectionopen) the connections stay open; with ``keepalive`` a NOOP goes out
+        every so many idle seconds so the server does not drop them."""
         self.emit(ev.WorkerUp(worker=self.spec.worker, pid=os.getpid()))
         try:
             while not self.stopping:
-                job = ev.job_decoder.decode(self.jobs.get())
+                self.waiting = True
+                try:
+                    raw = self.jobs.get(timeout=self.spec.keepalive) if self.spec.keepalive else self.jobs.get()
+                except queue.Empty:
+                    self.keepalive()
+                    continue
+                finally:
+                    self.waiting = False
+                job = ev.job_decoder.decode(raw)
                 if isinstance(job, ev.Stop):
                     break
                 self.handle(job)
         finally:
+            self.drop_connections()
+
+    def keepalive(self) -> None:
+        """NOOP on an open far connection; a connection that fails it is dropped, so the next job
+        opens a fresh one (the reconnect is invisible to the user)."""
+        client = getattr(self.far, "client", None)
+        if client is None:
+            return
+        from imapclient.exceptions import IMAPClientError
+
+        try:
+            client.noop()
+        except (OSError, IMAPClientError) as e:
+            log.info("keepalive NOOP failed (%s); reconnecting on the next job", e)
             self.drop_connections()
 
     def handle(self, job: ev.Job) -> None:
@@ -97,13 +125,7 @@ class Worker:
         name = job.pair.far if isinstance(job, ev.SyncFolder) else ""
         try:
             if isinstance(job, ev.Discover):
-                far, near = self.stores()
-                from fastsync.workers.discovery import discover
-
-                s = self.spec
-                pairs, sizes, warnings = discover(
-                    far, near, s.account, s.config_path, self.pyglobals, s.only_folders
-                )
+                pairs, sizes, warnings = self.discover_with_retry(job.quick)
                 self.emit(ev.Discovered(worker=wid, pairs=pairs, sizes=sizes, warnings=warnings))
             elif isinstance(job, ev.SyncFolder):
                 self.emit(ev.JobStarted(worker=wid, folder=name))
@@ -117,6 +139,29 @@ class Worker:
             self.stopping = True
         except FastsyncError as e:
             self.emit(ev.JobFailed(worker=wid, folder=name, scope="folder", message=str(e)))
+
+    def discover_with_retry(self, quick: bool) -> tuple[list[FolderPair], list[int], list[str]]:
+        """Folder pairs (quick: only those whose cheap status moved); a connection that dropped
+        while the worker was idle is re-opened once."""
+        from fastsync.workers.discovery import discover
+        from fastsync.workers.quick import changed_pairs
+
+        s = self.spec
+        for attempt in range(2):
+            far, near = self.stores()
+            try:
+                pairs, sizes, warnings = discover(
+                    far, near, s.account, s.config_path, self.pyglobals, s.only_folders
+                )
+                if quick:
+                    pairs, sizes = changed_pairs(far, near, pairs, sizes, s.metadata, s.account.name)
+                return pairs, sizes, warnings
+            except StoreError as e:
+                self.drop_connections()
+                if attempt == 1:
+                    raise
+                self.info("", "info", f"{e}; reconnecting")
+        raise AssertionError("unreachable")
 
     def sync_with_retry(self, pair: FolderPair) -> ev.FolderStats:
         """Sync one pair; a dropped connection is re-opened and the folder tried again, twice."""
@@ -168,6 +213,8 @@ def worker_main(spec: WorkerSpec, jobs: Any, events: Any) -> None:
 
     def ask_stop(signum: int, frame: object) -> None:
         worker.stopping = True
+        if worker.waiting:  # blocked between jobs: nothing to finish, leave now
+            raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, ask_stop)
     signal.signal(signal.SIGINT, ask_stop)
