@@ -10,7 +10,8 @@ next run and are paired by content (plan.py), not copied again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -18,7 +19,7 @@ import msgspec
 
 from fastsync.errors import DeletionGuard, FolderError, MessageError
 from fastsync.folders import FolderPair
-from fastsync.model import Fetched, Outgoing, Side, flags_repr
+from fastsync.model import Fetched, Outgoing, Side, flags_repr, header_section
 from fastsync.plan import Plan, PlanOptions, new_messages, plan
 from fastsync.state import FlagsSet, FolderState, Header, Paired, Retry, StateFile, Unpaired, apply_record
 from fastsync.stores.base import FolderStatus, Listing, Store, uid_set
@@ -32,7 +33,7 @@ Report = Callable[[str, str, int, int, int], None]  # (kind, what/text, done, to
 class EngineOptions(msgspec.Struct, frozen=True):
     plan: PlanOptions = msgspec.field(default_factory=PlanOptions)
     dry_run: bool = False
-    batch_bytes: int = 16 << 20
+    batch_bytes: int = 8 << 20  # per stored chunk: bounds memory and the work a crash can lose
     batch_count: int = 1000
     max_message_errors: int = 20
     maxsize: int | None = None  # messages larger than this are not copied
@@ -68,21 +69,6 @@ class _Run:
             raise FolderError(f"{self.pair.far!r}: stopped after {self.stats.errors} message errors")
 
 
-def batches(uids: list[int], sizes: dict[int, int], max_bytes: int, max_count: int) -> Iterator[list[int]]:
-    """Consecutive runs of ``uids`` capped in bytes and count (a big message goes alone)."""
-    batch: list[int] = []
-    total = 0
-    for uid in uids:
-        size = sizes.get(uid, 0)
-        if batch and (total + size > max_bytes or len(batch) >= max_count):
-            yield batch
-            batch, total = [], 0
-        batch.append(uid)
-        total += size
-    if batch:
-        yield batch
-
-
 def sync_folder(
     far: Store, near: Store, pair: FolderPair, statefile: StateFile, opts: EngineOptions, report: Report
 ) -> FolderStats:
@@ -96,8 +82,10 @@ def sync_folder(
     new_far, new_near = new_messages(state, lf.flags, ln.flags)
     far_keys = near_keys = None
     if new_far and new_near:
-        far_keys = far.identities(new_far) if pair.far_exists else {}
-        near_keys = near.identities(new_near) if pair.near_exists else {}
+        # Not pair.*_exists: a retried job (worker died, reconnect) carries the pair as
+        # discovered, but the folder it created may already hold unrecorded copies.
+        far_keys = far.identities(new_far)
+        near_keys = near.identities(new_near)
     p = plan(state, lf.flags, ln.flags, opts.plan, far_keys, near_keys)
     if p.guard:
         raise DeletionGuard(f"{pair.far!r} <-> {pair.near!r}: {p.guard}")
@@ -105,13 +93,16 @@ def sync_folder(
     if opts.dry_run:
         _describe(p, run)
         run.stats = _planned_stats(p)
+        run.stats.bytes = sum(lf.sizes.get(u, 0) for u in p.copy_to_near) + sum(
+            ln.sizes.get(u, 0) for u in p.copy_to_far
+        )
         return run.stats
     if state is None:
         state = FolderState()
         state.far_validity, state.near_validity = fst.validity, nst.validity
         statefile.commit(state)  # a fresh, empty state: from here on the journal applies to it
     run.state = state
-    _apply(p, lf, ln, run)
+    _apply(p, run)
     _finish(p, fst, nst, run)
     return run.stats
 
@@ -199,13 +190,13 @@ def _planned_stats(p: Plan) -> FolderStats:
     )
 
 
-def _apply(p: Plan, lf: Listing, ln: Listing, run: _Run) -> None:
+def _apply(p: Plan, run: _Run) -> None:
     if p.paired:
         run.record(Paired(pairs=p.paired))
     _apply_deletions(p, run)
     _apply_flags(p, run)
-    _copy(run, run.far, run.near, p.copy_to_near, lf.sizes, Side.NEAR)
-    _copy(run, run.near, run.far, p.copy_to_far, ln.sizes, Side.FAR)
+    _copy(run, run.far, run.near, p.copy_to_near, Side.NEAR)
+    _copy(run, run.near, run.far, p.copy_to_far, Side.FAR)
 
 
 def _apply_deletions(p: Plan, run: _Run) -> None:
@@ -235,48 +226,70 @@ def _apply_flags(p: Plan, run: _Run) -> None:
         run.record(FlagsSet(items=p.synced_flags))
 
 
-def _copy(run: _Run, src: Store, dst: Store, uids: list[int], sizes: dict[int, int], to: Side) -> None:
-    """Copy messages src -> dst in batches; pair each batch in the journal once it is durable."""
+def _copy(run: _Run, src: Store, dst: Store, uids: list[int], to: Side) -> None:
+    """Copy messages src -> dst: one streaming fetch, stored and paired in capped chunks.
+
+    Each chunk is made durable (dst.flush) before the journal record that pairs it.
+    Messages that vanished from src since the listing are simply not copied.
+    """
     if not uids:
         return
-    total = len(uids)
-    done = 0
-    sent_bytes = 0
-    what = "to_near" if to is Side.NEAR else "to_far"
-    for batch in batches(uids, sizes, run.opts.batch_bytes, run.opts.batch_count):
-        try:
-            fetched = list(src.fetch(batch))
-        except MessageError as e:
-            run.message_error(str(e))
-            run.record(Retry(side=_src_side(to), uids=batch, add=True))
-            continue
-        new_uids = _store_batch(run, dst, fetched)
-        pairs: list[tuple[int, int, int]] = []
-        retry: list[int] = []
-        unknown: list[int] = []
-        for m, nu in zip(fetched, new_uids, strict=True):
-            if nu is None:
-                unknown.append(m.uid)
-            elif nu < 0:
-                retry.append(m.uid)
-            else:
-                pairs.append((m.uid, nu, m.flags) if to is Side.NEAR else (nu, m.uid, m.flags))
-                run.note_new_uid(to, nu)
-                sent_bytes += len(m.data)
-        dst.flush()
-        if pairs:
-            run.record(Paired(pairs=pairs))
-        if retry or unknown:
-            # unknown: stored, but the server did not say under which UID; the next run finds
-            # it as new on both sides and pairs it by content.
-            run.record(Retry(side=_src_side(to), uids=retry + unknown, add=True))
-        done += len(batch)
-        if to is Side.NEAR:
-            run.stats.to_near += len(pairs) + len(unknown)
+    progress = _CopyProgress(run, to, len(uids))
+    chunk: list[Fetched] = []
+    chunk_bytes = 0
+    for m in src.fetch(uids):
+        chunk.append(m)
+        chunk_bytes += len(m.data)
+        if chunk_bytes >= run.opts.batch_bytes or len(chunk) >= run.opts.batch_count:
+            _commit_chunk(run, dst, chunk, to, progress)
+            chunk, chunk_bytes = [], 0
+    if chunk:
+        _commit_chunk(run, dst, chunk, to, progress)
+
+
+@dataclass
+class _CopyProgress:
+    run: _Run
+    to: Side
+    total: int
+    done: int = 0
+    sent_bytes: int = 0
+
+    def advance(self, count: int, nbytes: int) -> None:
+        self.done += count
+        self.sent_bytes += nbytes
+        self.run.stats.bytes += nbytes
+        what = "to_near" if self.to is Side.NEAR else "to_far"
+        self.run.report("progress", what, self.done, self.total, self.sent_bytes)
+
+
+def _commit_chunk(run: _Run, dst: Store, chunk: list[Fetched], to: Side, progress: _CopyProgress) -> None:
+    new_uids = _store_batch(run, dst, chunk)
+    pairs: list[tuple[int, int, int]] = []
+    retry: list[int] = []
+    unknown: list[int] = []
+    nbytes = 0
+    for m, nu in zip(chunk, new_uids, strict=True):
+        if nu is None:
+            unknown.append(m.uid)
+        elif nu < 0:
+            retry.append(m.uid)
         else:
-            run.stats.to_far += len(pairs) + len(unknown)
-        run.stats.bytes = sent_bytes
-        run.report("progress", what, done, total, sent_bytes)
+            pairs.append((m.uid, nu, m.flags) if to is Side.NEAR else (nu, m.uid, m.flags))
+            run.note_new_uid(to, nu)
+            nbytes += len(m.data)
+    dst.flush()
+    if pairs:
+        run.record(Paired(pairs=pairs))
+    if retry or unknown:
+        # unknown: stored, but the server did not say under which UID; the next run finds
+        # it as new on both sides and pairs it by content.
+        run.record(Retry(side=_src_side(to), uids=retry + unknown, add=True))
+    if to is Side.NEAR:
+        run.stats.to_near += len(pairs) + len(unknown)
+    else:
+        run.stats.to_far += len(pairs) + len(unknown)
+    progress.advance(len(chunk), nbytes)
 
 
 def _src_side(to: Side) -> Literal["far", "near"]:
@@ -292,13 +305,27 @@ def _store_batch(run: _Run, dst: Store, fetched: list[Fetched]) -> list[int | No
         return dst.append(outs)
     except (MessageError, FolderError) as e:
         if len(outs) == 1:
-            run.message_error(f"{run.pair.far!r} <-> {run.pair.near!r}: message UID {outs[0].src_uid}: {e}")
+            run.message_error(
+                f"{run.pair.far!r} <-> {run.pair.near!r}: message UID {outs[0].src_uid} "
+                f"Message-ID {_message_id(outs[0].data)}: {e}"
+            )
             return [-1]
         done = getattr(e, "done", None)
         result: list[int | None] = list(done) if isinstance(done, list) else []
         for m in outs[len(result) :]:
             result.extend(_store_batch(run, dst, [Fetched(m.src_uid, m.flags, m.internaldate, m.data)]))
         return result
+
+
+_MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.I | re.M)
+
+
+def _message_id(data: bytes) -> str:
+    """The Message-ID of a message for error reports ("none" when it has none)."""
+    m = _MESSAGE_ID.search(header_section(data))
+    if not m:
+        return "none"
+    return " ".join(m.group(1).decode("ascii", "replace").split())[:200] or "none"
 
 
 def _finish(p: Plan, fst: FolderStatus, nst: FolderStatus, run: _Run) -> None:
@@ -313,6 +340,7 @@ def _finish(p: Plan, fst: FolderStatus, nst: FolderStatus, run: _Run) -> None:
         near_uidnext=nst.uidnext,
         far_messages=fst.messages,
         near_messages=nst.messages,
+        near_modseq=nst.highestmodseq,
     )
     run.record(header)
     _settle_retries(run)

@@ -14,6 +14,7 @@ import pytest
 
 from fastsync.errors import FolderError, MessageError
 from fastsync.model import FLAGGED, REPLIED, SEEN, Outgoing, content_key, flags_from_maildir
+from fastsync.stores import maildir
 from fastsync.stores.maildir import UIDVALIDITY_FILE, AppendError, MaildirStore
 
 MSG = b"From: a@example.org\r\nSubject: hello\r\nMessage-ID: <1@x>\r\n\r\nbody line 1\r\nline 2\r\n"
@@ -319,8 +320,12 @@ def test_readonly_refuses_every_write(root: Path) -> None:
     assert files(root / "INBOX", "new") == ["1.a.h"]
     assert [m.data for m in r.fetch([uid])] == [b"From: x\r\n\r\nbody\r\n"]
     r.create_folder("INBOX")  # exists = success, nothing to write
-    for call in (lambda: r.append([msg(1)]), lambda: r.set_flags([uid], SEEN, 0),
-                 lambda: r.delete([uid]), lambda: r.create_folder("New")):
+    for call in (
+        lambda: r.append([msg(1)]),
+        lambda: r.set_flags([uid], SEEN, 0),
+        lambda: r.delete([uid]),
+        lambda: r.create_folder("New"),
+    ):
         with pytest.raises(FolderError, match=r"\[Repository Local\] is read-only"):
             call()
     assert not (root / "INBOX" / UIDVALIDITY_FILE).exists()
@@ -445,7 +450,9 @@ def test_uids_reserved_on_disk_before_any_file_carries_them(
     assert seen == [1, 2, 3]
 
 
-def test_append_syncs_each_file_and_cur_once(store: MaildirStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_append_syncs_each_file_and_cur_once_without_syncfs(
+    store: MaildirStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real = os.fsync
     calls: list[int] = []
 
@@ -453,10 +460,34 @@ def test_append_syncs_each_file_and_cur_once(store: MaildirStore, monkeypatch: p
         calls.append(fd)
         real(fd)
 
+    monkeypatch.setattr(maildir, "_SYNCFS", None)
     monkeypatch.setattr(os, "fsync", fsync)
     store.append([msg(i) for i in range(10)])
     # 10 files, the uidvalidity file and its directory, cur/ once
     assert len(calls) == 13
+
+
+def test_append_makes_a_batch_durable_with_one_syncfs(
+    store: MaildirStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert maildir._SYNCFS is not None, "syncfs(2) should be available on Linux"
+    real_fsync, real_syncfs = os.fsync, maildir._SYNCFS
+    fsyncs: list[int] = []
+    syncfs: list[int] = []
+
+    def fsync(fd: int) -> None:
+        fsyncs.append(fd)
+        real_fsync(fd)
+
+    def counting_syncfs(fd: int) -> int:
+        syncfs.append(fd)
+        return real_syncfs(fd)
+
+    monkeypatch.setattr(maildir, "_SYNCFS", counting_syncfs)
+    monkeypatch.setattr(os, "fsync", fsync)
+    store.append([msg(i) for i in range(10)])
+    assert len(syncfs) == 1
+    assert len(fsyncs) == 3  # the uidvalidity file and its directory, cur/ once
 
 
 def test_no_fsync_option_still_stores(root: Path) -> None:

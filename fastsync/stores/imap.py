@@ -20,12 +20,12 @@ from typing import Any
 
 import imapclient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
-from imapclient.response_parser import parse_fetch_response
 
 from fastsync.config import ImapRepo
 from fastsync.errors import AccountError, FolderError, MessageError, StoreError
 from fastsync.model import Fetched, Outgoing, content_key, flags_from_imap, flags_to_imap
 from fastsync.stores.base import FolderEntry, FolderStatus, Listing, Store, parse_uid_set, uid_set_chunks
+from fastsync.stores.imap_fetch import FetchStream
 
 log = logging.getLogger(__name__)
 
@@ -215,55 +215,40 @@ class ImapStore(Store):
         )
 
     # -- messages ---------------------------------------------------------------------------
-    def _uid_fetch(
-        self, uids: str, items: list[bytes], modifiers: list[bytes] | None = None
-    ) -> dict[int, Any]:
-        """``UID FETCH <set> (items)`` for a UID set string such as ``1:*``.
-
-        imapclient's own fetch() keeps only the UIDs listed one by one, so ranges need this;
-        the response is parsed by imapclient's parser. Unsolicited FETCH responses may be in
-        the result: callers look only at the items they asked for.
-        """
-        imap = self.client._imap
-        args = ["UID", "FETCH", uids, "(" + " ".join(i.decode() for i in items) + ")"]
-        if modifiers:
-            args.append("(" + " ".join(m.decode() for m in modifiers) + ")")
-        tag = imap._command(*args)
-        typ, data = imap._command_complete("FETCH", tag)
-        if typ != "OK":
-            raise IMAPClientError(f"UID FETCH failed: {_text(data)}")
-        typ, data = imap._untagged_response(typ, data, "FETCH")
-        parsed: dict[int, Any] = parse_fetch_response(data, False, True)
-        return parsed
-
     def list_messages(self, sizes_above: int) -> Listing:
         if not self._exists:
             return Listing(flags={}, sizes={})
+        stream = FetchStream(self.client._imap)
+        flags: dict[int, int] = {}
+        sizes: dict[int, int] = {}
         with self._errors("UID FETCH (FLAGS)"):
-            resp = self._uid_fetch("1:*", [b"FLAGS"])
-            flags = {uid: flags_from_imap(d[b"FLAGS"]) for uid, d in resp.items() if b"FLAGS" in d}
-            sizes: dict[int, int] = {}
-            if any(u > sizes_above for u in flags):
-                resp = self._uid_fetch(f"{sizes_above + 1}:*", [b"RFC822.SIZE"])
-                sizes = {
-                    u: int(d[b"RFC822.SIZE"])
-                    for u, d in resp.items()
-                    if u > sizes_above and b"RFC822.SIZE" in d
-                }
+            # both commands in flight at once: the listing costs one round trip
+            flags_tag = stream.send("1:*", "UID FLAGS")
+            sizes_tag = stream.send(f"{sizes_above + 1}:*", "UID RFC822.SIZE")
+            # Untagged FETCH responses carry no tag and the server may interleave the two
+            # commands' answers (Dovecot does): take every item from either read.
+            for tag in (flags_tag, sizes_tag):
+                for it in stream.read(tag):
+                    if it.flags is not None:
+                        flags[it.uid] = flags_from_imap(it.flags)
+                    if it.uid > sizes_above and it.size is not None:
+                        sizes[it.uid] = it.size
         return Listing(flags=flags, sizes=sizes)
 
     def fetch(self, uids: list[int]) -> Iterator[Fetched]:
+        stream = FetchStream(self.client._imap)
         for chunk in uid_set_chunks(uids):
             with self._errors("UID FETCH (BODY.PEEK[])"):
-                resp = self._uid_fetch(chunk, [b"FLAGS", b"INTERNALDATE", b"BODY.PEEK[]"])
-            for uid in sorted(resp):
-                d = resp[uid]
-                body = d.get(b"BODY[]")
-                if body is None:  # an unsolicited FETCH (a flag change), not our message
-                    continue
-                when = d.get(b"INTERNALDATE")
-                ts = when.timestamp() if isinstance(when, datetime) else 0.0
-                yield Fetched(uid=uid, flags=flags_from_imap(d.get(b"FLAGS", ())), internaldate=ts, data=body)
+                items = stream.read(stream.send(chunk, "UID FLAGS INTERNALDATE BODY.PEEK[]"))
+                for it in items:
+                    if it.body is None:  # an unsolicited FETCH (a flag change), not our message
+                        continue
+                    yield Fetched(
+                        uid=it.uid,
+                        flags=flags_from_imap(it.flags or ()),
+                        internaldate=it.internaldate or 0.0,
+                        data=it.body,
+                    )
 
     def append(self, msgs: list[Outgoing]) -> list[int | None]:
         if not self._writable() or not msgs:
@@ -316,13 +301,12 @@ class ImapStore(Store):
 
     def identities(self, uids: list[int]) -> dict[int, bytes]:
         out: dict[int, bytes] = {}
+        stream = FetchStream(self.client._imap)
         for chunk in uid_set_chunks(uids):
             with self._errors("UID FETCH (BODY.PEEK[HEADER])"):
-                resp = self._uid_fetch(chunk, [b"RFC822.SIZE", b"BODY.PEEK[HEADER]"])
-            for uid, d in resp.items():
-                header = d.get(b"BODY[HEADER]")
-                if header is not None:
-                    out[uid] = content_key(header, int(d.get(b"RFC822.SIZE", 0)))
+                for it in stream.read(stream.send(chunk, "UID RFC822.SIZE BODY.PEEK[HEADER]")):
+                    if it.header is not None and it.size is not None:
+                        out[it.uid] = content_key(it.header, it.size)
         return out
 
 
