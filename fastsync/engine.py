@@ -77,8 +77,11 @@ def sync_folder(
     fst, lf = _open(far, pair.far, pair.far_exists, opts.dry_run)
     nst, ln = _open(near, pair.near, pair.near_exists, opts.dry_run)
     state = _load_state(run, fst, nst)
-    lf = far.list_messages(state.far_max_uid if state else 0) if lf is None else lf
-    ln = near.list_messages(state.near_max_uid if state else 0) if ln is None else ln
+    # sizes are needed for new messages and for retries (batching, maxsize)
+    if lf is None:
+        lf = far.list_messages(_sizes_above(state.far_max_uid, state.retry_far) if state else 0)
+    if ln is None:
+        ln = near.list_messages(_sizes_above(state.near_max_uid, state.retry_near) if state else 0)
     new_far, new_near = new_messages(state, lf.flags, ln.flags)
     far_keys = near_keys = None
     if new_far and new_near:
@@ -105,6 +108,10 @@ def sync_folder(
     _apply(p, run)
     _finish(p, fst, nst, run)
     return run.stats
+
+
+def _sizes_above(max_uid: int, retry: set[int]) -> int:
+    return min(max_uid, min(retry, default=max_uid + 1) - 1)
 
 
 def _open(store: Store, name: str, exists: bool, dry_run: bool) -> tuple[FolderStatus, Listing | None]:

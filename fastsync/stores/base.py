@@ -115,6 +115,10 @@ class Store(abc.ABC):
     def status(self, name: str) -> FolderStatus:
         """Cheap status of a folder without selecting it. FolderError if it does not exist."""
 
+    def list_status(self) -> dict[str, FolderStatus] | None:
+        """Status of every folder at once where the store can do that cheaply, else None."""
+        return None
+
     @abc.abstractmethod
     def select(self, name: str) -> FolderStatus:
         """Select a folder for the message calls below. FolderError if it does not exist."""

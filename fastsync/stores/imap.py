@@ -20,9 +20,11 @@ from typing import Any
 
 import imapclient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
+from imapclient.response_parser import parse_response
 
 from fastsync.config import ImapRepo
 from fastsync.errors import AccountError, FolderError, MessageError, StoreError
+from fastsync.folders import imap_decode
 from fastsync.model import Fetched, Outgoing, content_key, flags_from_imap, flags_to_imap
 from fastsync.stores.base import FolderEntry, FolderStatus, Listing, Store, parse_uid_set, uid_set_chunks
 from fastsync.stores.imap_fetch import FetchStream
@@ -86,6 +88,10 @@ class ImapStore(Store):
             self.close()
             raise AccountError(f"{self.where}: cannot log in: {e}") from None
         self._caps = frozenset(c.upper() for c in client.capabilities())
+        if self.has(b"CONDSTORE"):
+            # SELECT then reports HIGHESTMODSEQ, the change mark quick checks rely on
+            with self._errors("ENABLE CONDSTORE"):
+                client.enable("CONDSTORE")
         self._sep = self._find_separator()
 
     def _starttls(self, ctx: ssl.SSLContext | None) -> None:
@@ -188,6 +194,36 @@ class ImapStore(Store):
                     raise
             with contextlib.suppress(IMAPClientError):
                 self.client.subscribe_folder(name)
+
+    def list_status(self) -> dict[str, FolderStatus] | None:
+        """Status of every folder in one round trip (RFC 5819 LIST-STATUS), or None if not offered."""
+        if not self.has(b"LIST-STATUS"):
+            return None
+        items = "MESSAGES UIDNEXT UIDVALIDITY" + (" HIGHESTMODSEQ" if self.has(b"CONDSTORE") else "")
+        imap = self.client._imap
+        with self._errors("LIST RETURN (STATUS)"):
+            imap.untagged_responses.pop("STATUS", None)
+            tag = imap._command("LIST", '""', '"*"', "RETURN", f"(STATUS ({items}))")
+            typ, data = imap._command_complete("LIST", tag)
+            if typ != "OK":
+                raise IMAPClientError(f"LIST-STATUS failed: {_text(data)}")
+            raw = imap.untagged_responses.pop("STATUS", [])
+            imap.untagged_responses.pop("LIST", None)
+        out: dict[str, FolderStatus] = {}
+        for entry in raw:
+            parsed = parse_response([entry] if isinstance(entry, bytes) else list(entry))
+            if len(parsed) < 2:
+                continue
+            name, values = parsed[0], parsed[1]
+            name = imap_decode(name if isinstance(name, bytes) else str(name).encode())
+            kv = dict(zip(values[::2], values[1::2], strict=False))
+            out[name] = FolderStatus(
+                validity=int(kv.get(b"UIDVALIDITY", 0)),
+                uidnext=int(kv.get(b"UIDNEXT", 0)),
+                messages=int(kv.get(b"MESSAGES", 0)),
+                highestmodseq=int(kv.get(b"HIGHESTMODSEQ", 0)),
+            )
+        return out
 
     def status(self, name: str) -> FolderStatus:
         items = [b"MESSAGES", b"UIDNEXT", b"UIDVALIDITY"]

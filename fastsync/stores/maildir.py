@@ -372,6 +372,8 @@ class MaildirStore(Store):
                     count += sum(1 for e in it if not e.name.startswith(".") and e.is_file())
         except OSError as e:
             raise FolderError(f"{self._label}: cannot read folder {folder.name!r}: {_reason(e)}") from e
+        if time.time_ns() - stamp < _TICK_NS:
+            stamp = 0  # a change later in this same clock tick would not move it: unknown
         return FolderStatus(folder.validity, folder.next_uid, count, stamp)
 
     def _make_dirs(self, path: str) -> None:

@@ -8,6 +8,7 @@ from fastsync.config import AccountConfig, ImapRepo, MaildirRepo
 from fastsync.errors import FolderError
 from fastsync.folders import FolderPair, compile_expr, map_folders
 from fastsync.stores.base import Store
+from fastsync.workers.quick import changed_pairs
 
 
 def _where(config_path: str, repo: ImapRepo | MaildirRepo) -> str:
@@ -21,10 +22,15 @@ def discover(
     config_path: str,
     pyglobals: dict[str, Any],
     only: tuple[str, ...] = (),
+    *,
+    metadata: str | None = None,
+    quick: bool = False,
 ) -> tuple[list[FolderPair], list[int], list[str]]:
-    """Folder pairs of the account (with far sizes for scheduling) and warnings.
+    """Folder pairs to sync (with far sizes for scheduling) and warnings.
 
-    ``only`` (from ``-f``) keeps the pairs whose far name is listed.
+    ``only`` (from ``-f``) keeps the pairs whose far name is listed. With ``metadata``, pairs
+    whose cheap status shows no change since the last sync are left out without being
+    selected (quick.changed_pairs; ``quick`` also trusts sides that have no change mark).
     """
     remote, local = account.remote, account.local
     where_far, where_near = _where(config_path, remote), _where(config_path, local)
@@ -49,11 +55,17 @@ def discover(
     if only:
         wanted = set(only)
         pairs = [p for p in pairs if p.far in wanted or p.near in wanted]
+    far_status = far.list_status() or {}
     sizes = []
     for p in pairs:
         try:
-            sizes.append(far.status(p.far).messages if p.far_exists else 0)
+            st = far_status.get(p.far) or (far.status(p.far) if p.far_exists else None)
         except FolderError as e:
             warnings.append(str(e))
-            sizes.append(0)
+            st = None
+        sizes.append(st.messages if st else 0)
+    if metadata is not None:
+        pairs, sizes = changed_pairs(
+            far, near, pairs, sizes, metadata, account.name, require_marks=not quick, far_status=far_status
+        )
     return pairs, sizes, warnings

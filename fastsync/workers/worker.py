@@ -93,7 +93,7 @@ class Worker:
             while not self.stopping:
                 self.waiting = True
                 try:
-                    raw = self.jobs.get(timeout=self.spec.keepalive) if self.spec.keepalive else self.jobs.get()
+                    raw = self.jobs.get(timeout=self.spec.keepalive)
                 except queue.Empty:
                     self.keepalive()
                     continue
@@ -144,18 +144,19 @@ class Worker:
         """Folder pairs (quick: only those whose cheap status moved); a connection that dropped
         while the worker was idle is re-opened once."""
         from fastsync.workers.discovery import discover
-        from fastsync.workers.quick import changed_pairs
 
         s = self.spec
+        # A held connection may still have last sync's folder selected, and a server answers
+        # STATUS on the selected folder from the session's view (Dovecot does): a NOOP brings
+        # that view up to date first (and finds a connection the server dropped meanwhile).
+        self.keepalive()
         for attempt in range(2):
             far, near = self.stores()
             try:
-                pairs, sizes, warnings = discover(
-                    far, near, s.account, s.config_path, self.pyglobals, s.only_folders
+                return discover(
+                    far, near, s.account, s.config_path, self.pyglobals, s.only_folders,
+                    metadata=s.metadata, quick=quick,
                 )
-                if quick:
-                    pairs, sizes = changed_pairs(far, near, pairs, sizes, s.metadata, s.account.name)
-                return pairs, sizes, warnings
             except StoreError as e:
                 self.drop_connections()
                 if attempt == 1:
