@@ -87,6 +87,14 @@ class Listing(msgspec.Struct):
     sizes: dict[int, int]
 
 
+class Changes(msgspec.Struct):
+    """A listing by difference: every UID now present, and flags of those changed since."""
+
+    uids: set[int]
+    flags: dict[int, int]
+    sizes: dict[int, int]
+
+
 class Store(abc.ABC):
     """A mail store. Not thread-safe; one instance per connection, used by one process."""
 
@@ -126,6 +134,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def list_messages(self, sizes_above: int) -> Listing:
         """List the selected folder (see Listing). May assign UIDs to new Maildir files."""
+
+    def list_changes(self, since_modseq: int, sizes_above: int) -> Changes | None:
+        """Changes since a change mark recorded earlier, where the store can tell; else None."""
+        return None
 
     @abc.abstractmethod
     def fetch(self, uids: list[int]) -> Iterator[Fetched]:

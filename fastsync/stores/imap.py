@@ -26,7 +26,15 @@ from fastsync.config import ImapRepo
 from fastsync.errors import AccountError, FolderError, MessageError, StoreError
 from fastsync.folders import imap_decode
 from fastsync.model import Fetched, Outgoing, content_key, flags_from_imap, flags_to_imap
-from fastsync.stores.base import FolderEntry, FolderStatus, Listing, Store, parse_uid_set, uid_set_chunks
+from fastsync.stores.base import (
+    Changes,
+    FolderEntry,
+    FolderStatus,
+    Listing,
+    Store,
+    parse_uid_set,
+    uid_set_chunks,
+)
 from fastsync.stores.imap_fetch import FetchStream
 
 log = logging.getLogger(__name__)
@@ -270,6 +278,32 @@ class ImapStore(Store):
                     if it.uid > sizes_above and it.size is not None:
                         sizes[it.uid] = it.size
         return Listing(flags=flags, sizes=sizes)
+
+    def list_changes(self, since_modseq: int, sizes_above: int) -> Changes | None:
+        """What changed since ``since_modseq`` (CONDSTORE + ESEARCH), in one round trip.
+
+        Returns every UID now in the folder, the flags of the messages changed since (new
+        ones included) and sizes above ``sizes_above``; None when the server cannot tell.
+        """
+        if not (self.has(b"CONDSTORE") and self.has(b"ESEARCH")) or since_modseq <= 0:
+            return None
+        if not self._exists:
+            return Changes(uids=set(), flags={}, sizes={})
+        stream = FetchStream(self.client._imap)
+        with self._errors("UID FETCH (CHANGEDSINCE)"):
+            all_tag = stream.send_search_all()
+            changed_tag = stream.send("1:*", "UID FLAGS", f"CHANGEDSINCE {since_modseq}")
+            sizes_tag = stream.send(f"{sizes_above + 1}:*", "UID RFC822.SIZE")
+            uid_text = stream.read_search(all_tag)
+            flags = {
+                it.uid: flags_from_imap(it.flags) for it in stream.read(changed_tag) if it.flags is not None
+            }
+            sizes = {
+                it.uid: it.size
+                for it in stream.read(sizes_tag)
+                if it.uid > sizes_above and it.size is not None
+            }
+        return Changes(uids=set(parse_uid_set(uid_text)) if uid_text else set(), flags=flags, sizes=sizes)
 
     def fetch(self, uids: list[int]) -> Iterator[Fetched]:
         stream = FetchStream(self.client._imap)

@@ -30,8 +30,13 @@ _DATE = re.compile(rb'[( ]INTERNALDATE "([^"]*)"', re.I)
 _SIZE = re.compile(rb"[( ]RFC822\.SIZE (\d+)", re.I)
 _MODSEQ = re.compile(rb"[( ]MODSEQ \((\d+)\)", re.I)
 _QUOTED_BODY = re.compile(rb'[( ](BODY\[(?:HEADER)?\]) (?:"((?:[^"\\]|\\.)*)"|NIL)', re.I)
-_MONTHS = {m.encode(): i for i, m in enumerate(
-    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1)}
+_ESEARCH_ALL = re.compile(rb"^\* ESEARCH .*\bALL ([0-9:,]+)", re.I)
+_MONTHS = {
+    m.encode(): i
+    for i, m in enumerate(
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1
+    )
+}
 _DATE_PARTS = re.compile(rb"^ ?(\d{1,2})-(\w{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)$")
 
 
@@ -110,6 +115,40 @@ class FetchStream:
         self.imap.send(line + b"\r\n")
         return tag
 
+    def send_search_all(self) -> bytes:
+        """``UID SEARCH RETURN (ALL) ALL`` (RFC 4731): every UID as one compact set."""
+        tag: bytes = self.imap._new_tag()
+        self.imap.send(tag + b" UID SEARCH RETURN (ALL) ALL\r\n")
+        return tag
+
+    def read_search(self, tag: bytes) -> str:
+        """The UID set of an ESEARCH answer ("" for an empty folder)."""
+        found = ""
+        for text in self._responses(tag):
+            m = _ESEARCH_ALL.search(text)
+            if m is not None:
+                found = m.group(1).decode()
+        return found
+
+    def _responses(self, tag: bytes) -> Iterator[bytes]:
+        """Untagged response texts (literals dropped) up to ``tag``'s completion."""
+        done = False
+        try:
+            while True:
+                line = self._line()
+                if line.startswith(tag + b" "):
+                    done = True
+                    self._check_tagged(tag, line)
+                    return
+                text, _ = self._gather(line)
+                if text[2:5].upper() == b"BYE":
+                    raise IMAPClientAbortError(f"server closed the connection: {text[6:80]!r}")
+                yield text
+        finally:
+            if not done:
+                self._drain(tag)
+            self.imap.tagged_commands.pop(tag, None)
+
     def read(self, tag: bytes) -> Iterator[FetchItem]:
         done = False
         try:
@@ -163,7 +202,7 @@ class FetchStream:
         status = line[len(tag) + 1 :].split(b" ", 1)[0].upper()
         if status != b"OK":
             text = line[len(tag) + 1 :].decode("utf-8", "replace").strip()
-            raise IMAPClientError(f"UID FETCH failed: {text}")
+            raise IMAPClientError(f"command failed: {text}")
 
     def _drain(self, tag: bytes) -> None:
         try:
