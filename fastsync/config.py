@@ -67,7 +67,7 @@ class ImapRepo(msgspec.Struct, frozen=True, kw_only=True):
     cert_fingerprint: tuple[str, ...] = ()  # lowercase hex, no colons
     folderfilter: str | None = None
     nametrans: str | None = None
-    maxconnections: int = 1
+    maxconnections: int = 4  # fast by default (OfflineIMAP: 1); workers start only for work
     holdconnectionopen: bool = False
     keepalive: int | None = None
     readonly: bool = False
@@ -101,6 +101,7 @@ class AccountConfig(msgspec.Struct, frozen=True, kw_only=True):
     quick: int = 0
     presynchook: str | None = None
     postsynchook: str | None = None
+    newmail_hook: str | None = None  # shell command run after a sync that brought new mail near
     max_delete_percent: int = 50
     maxsize: int | None = None
 
@@ -249,6 +250,7 @@ ACCOUNT_OPTIONS: dict[str, Conv] = {
     "quick": _int(-1),  # OfflineIMAP: -1 always quick, 0 never, N quick runs between full ones
     "presynchook": _nonempty,
     "postsynchook": _nonempty,
+    "newmail_hook": _nonempty,
     "max_delete_percent": _int(0, 100),
     "maxsize": _int(1),
 }

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from imapclient import imap_utf7
 
 from fastsync.errors import ConfigError, FolderError
 from fastsync.stores.base import FolderEntry
@@ -135,12 +134,16 @@ def imap_decode(raw: bytes | str) -> str:
         if not raw.isascii():
             return raw
         raw = raw.encode("ascii")
+    from imapclient import imap_utf7  # lazily: the supervisor must not load imapclient
+
     decoded: str = imap_utf7.decode(raw)
     return decoded
 
 
 def imap_encode(name: str) -> bytes:
     """Text -> modified UTF-7 bytes for the wire."""
+    from imapclient import imap_utf7
+
     encoded: bytes = imap_utf7.encode(name)
     return encoded
 
@@ -211,7 +214,9 @@ def map_folders(
     - far-only folders get a pair only when ``create_on_near``.
     Order: pairs touching INBOX first, then by near name.
     """
-    near_names = {e.name for e in near}
+    # A non-selectable near entry (a hierarchy parent, \Noselect) holds no messages: it is
+    # neither a folder to pair on its own nor one that exists for a far folder of that name.
+    near_names = {e.name for e in near if e.selectable}
     far_entries = {_canon_inbox(e.name): e for e in far}
     warnings: list[str] = []
     by_near: dict[str, str] = {}
@@ -365,3 +370,57 @@ def folder_name_from_path(root: Path, dirpath: Path, sep: str) -> str:
     name = sep.join(parts) if sep == "/" else parts[0]
     _components(name, sep)
     return name
+
+
+# --- SPECIAL-USE mapping (RFC 6154) --------------------------------------------------------
+
+SPECIAL_USES = ("\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive")
+# Names servers and mail readers commonly give special folders that carry no attribute
+# (last hierarchy component, lower case).
+_WELL_KNOWN = {
+    "\\Sent": ("sent", "sent items", "sent messages", "sent mail", "gesendet", "gesendete objekte",
+               "envoyés", "éléments envoyés", "enviados"),
+    "\\Drafts": ("drafts", "draft", "entwürfe", "brouillons", "borradores"),
+    "\\Trash": ("trash", "deleted items", "deleted messages", "bin", "papierkorb", "corbeille",
+                "gelöschte elemente", "papelera"),
+    "\\Junk": ("junk", "spam", "junk e-mail", "junk email", "bulk mail", "courrier indésirable"),
+    "\\Archive": ("archive", "archives", "archiv"),
+}
+_BY_NAME = {name: use for use, names in _WELL_KNOWN.items() for name in names}
+
+
+def special_use_of(entry: FolderEntry, sep: str) -> str | None:
+    """The RFC 6154 use of a folder: its attribute, else a guess from a well-known name."""
+    if entry.special_use in SPECIAL_USES:
+        return entry.special_use
+    return _BY_NAME.get(entry.name.rsplit(sep, 1)[-1].lower()) if sep else _BY_NAME.get(entry.name.lower())
+
+
+def map_special_use(
+    src: list[FolderEntry], src_sep: str, dst: list[FolderEntry], dst_sep: str
+) -> dict[str, str]:
+    """Source folder name -> destination folder name for special folders known on both sides.
+
+    A use counts on a side when a selectable folder carries its attribute, or failing that,
+    has a well-known name; an attribute always beats a name guess, and among equals the
+    shortest name wins (``Sent`` before ``Archive/Sent``). Uses known only on one side are
+    left out: the caller keeps the translated name for them.
+    """
+    src_by_use = _by_use(src, src_sep)
+    dst_by_use = _by_use(dst, dst_sep)
+    both = [use for use in SPECIAL_USES if use in src_by_use and use in dst_by_use]
+    return {src_by_use[use]: dst_by_use[use] for use in both}
+
+
+def _by_use(entries: list[FolderEntry], sep: str) -> dict[str, str]:
+    ranked: dict[str, tuple[int, int, str]] = {}
+    for e in entries:
+        if not e.selectable or _canon_inbox(e.name) == INBOX:
+            continue
+        use = special_use_of(e, sep)
+        if use is None:
+            continue
+        rank = (0 if e.special_use == use else 1, len(e.name), e.name)
+        if use not in ranked or rank < ranked[use]:
+            ranked[use] = rank
+    return {use: rank[2] for use, rank in ranked.items()}
