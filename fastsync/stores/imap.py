@@ -76,6 +76,8 @@ class ImapStore(Store):
             )
         except ssl.SSLCertVerificationError as e:
             raise AccountError(f"{self.where}: TLS certificate refused: {e.verify_message}") from None
+        except IMAPClientAbortError as e:  # accepted, then dropped (e.g. after the greeting): retry
+            raise StoreError(f"{self.where}: connection closed by the server: {e}") from None
         except (OSError, IMAPClientError) as e:
             raise AccountError(f"{self.where}: cannot connect: {e}") from None
         self.client = client
@@ -92,7 +94,10 @@ class ImapStore(Store):
         except ssl.SSLCertVerificationError as e:
             self.close()
             raise AccountError(f"{self.where}: TLS certificate refused: {e.verify_message}") from None
-        except (OSError, IMAPClientError) as e:
+        except (IMAPClientAbortError, OSError) as e:  # dropped mid-login: transient, retry
+            self.close()
+            raise StoreError(f"{self.where}: connection lost while logging in: {e}") from None
+        except IMAPClientError as e:
             self.close()
             raise AccountError(f"{self.where}: cannot log in: {e}") from None
         self._caps = frozenset(c.upper() for c in client.capabilities())
@@ -156,6 +161,9 @@ class ImapStore(Store):
         """Map library failures to our grades: NO/BAD -> FolderError, broken link -> StoreError."""
         if self.client is None:
             raise StoreError(f"{self.where}: not connected")
+        if folder is not None and any(ch in folder for ch in "\r\n\x00"):
+            # sent quoted, CR/LF would end the command line: the rest would run as a command
+            raise FolderError(f"{self.where}: folder name {folder!r} contains CR, LF or NUL; refused")
         try:
             yield
         except (IMAPClientAbortError, OSError) as e:  # includes socket timeouts
@@ -267,16 +275,12 @@ class ImapStore(Store):
         sizes: dict[int, int] = {}
         with self._errors("UID FETCH (FLAGS)"):
             # both commands in flight at once: the listing costs one round trip
-            flags_tag = stream.send("1:*", "UID FLAGS")
-            sizes_tag = stream.send(f"{sizes_above + 1}:*", "UID RFC822.SIZE")
-            # Untagged FETCH responses carry no tag and the server may interleave the two
-            # commands' answers (Dovecot does): take every item from either read.
-            for tag in (flags_tag, sizes_tag):
-                for it in stream.read(tag):
-                    if it.flags is not None:
-                        flags[it.uid] = flags_from_imap(it.flags)
-                    if it.uid > sizes_above and it.size is not None:
-                        sizes[it.uid] = it.size
+            tags = (stream.send("1:*", "UID FLAGS"), stream.send(f"{sizes_above + 1}:*", "UID RFC822.SIZE"))
+            for it in stream.read(*tags):  # answers may interleave: told apart by their items
+                if it.flags is not None:
+                    flags[it.uid] = flags_from_imap(it.flags)
+                if it.uid > sizes_above and it.size is not None:
+                    sizes[it.uid] = it.size
         return Listing(flags=flags, sizes=sizes)
 
     def list_changes(self, since_modseq: int, sizes_above: int) -> Changes | None:
@@ -291,18 +295,14 @@ class ImapStore(Store):
             return Changes(uids=set(), flags={}, sizes={})
         stream = FetchStream(self.client._imap)
         with self._errors("UID FETCH (CHANGEDSINCE)"):
-            all_tag = stream.send_search_all()
-            changed_tag = stream.send("1:*", "UID FLAGS", f"CHANGEDSINCE {since_modseq}")
-            sizes_tag = stream.send(f"{sizes_above + 1}:*", "UID RFC822.SIZE")
-            uid_text = stream.read_search(all_tag)
-            flags = {
-                it.uid: flags_from_imap(it.flags) for it in stream.read(changed_tag) if it.flags is not None
-            }
-            sizes = {
-                it.uid: it.size
-                for it in stream.read(sizes_tag)
-                if it.uid > sizes_above and it.size is not None
-            }
+            tags = (
+                stream.send_search_all(),
+                stream.send("1:*", "UID FLAGS", f"CHANGEDSINCE {since_modseq}"),
+                stream.send(f"{sizes_above + 1}:*", "UID RFC822.SIZE"),
+            )
+            items, uid_text = stream.read_with_search(*tags)
+        flags = {it.uid: flags_from_imap(it.flags) for it in items if it.flags is not None}
+        sizes = {it.uid: it.size for it in items if it.uid > sizes_above and it.size is not None}
         return Changes(uids=set(parse_uid_set(uid_text)) if uid_text else set(), flags=flags, sizes=sizes)
 
     def fetch(self, uids: list[int]) -> Iterator[Fetched]:

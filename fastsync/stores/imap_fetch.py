@@ -121,56 +121,57 @@ class FetchStream:
         self.imap.send(tag + b" UID SEARCH RETURN (ALL) ALL\r\n")
         return tag
 
-    def read_search(self, tag: bytes) -> str:
-        """The UID set of an ESEARCH answer ("" for an empty folder)."""
+    def read(self, *tags: bytes) -> Iterator[FetchItem]:
+        """The FETCH items answering ``tags`` (commands in flight together).
+
+        A server may interleave the untagged answers of pipelined commands before any of
+        them completes, so they cannot be told apart by tag: callers send together only
+        commands whose items differ in what they carry (FLAGS vs RFC822.SIZE, ...).
+        """
+        for text, literals in self._responses(tags):
+            if _FETCH.match(text):
+                item = parse_fetch(text, literals)
+                if item is not None:
+                    yield item
+
+    def read_with_search(self, *tags: bytes) -> tuple[list[FetchItem], str]:
+        """As read(), collected, plus the UID set of an ESEARCH ALL answer among them."""
+        items: list[FetchItem] = []
         found = ""
-        for text in self._responses(tag):
-            m = _ESEARCH_ALL.search(text)
-            if m is not None:
+        for text, literals in self._responses(tags):
+            if _FETCH.match(text):
+                item = parse_fetch(text, literals)
+                if item is not None:
+                    items.append(item)
+            elif (m := _ESEARCH_ALL.search(text)) is not None:
                 found = m.group(1).decode()
-        return found
+        return items, found
 
-    def _responses(self, tag: bytes) -> Iterator[bytes]:
-        """Untagged response texts (literals dropped) up to ``tag``'s completion."""
-        done = False
+    def _responses(self, tags: tuple[bytes, ...]) -> Iterator[tuple[bytes, list[tuple[bytes, bytes]]]]:
+        """Untagged responses until every tag has completed; the first failure is raised then."""
+        pending = set(tags)
+        failure: str | None = None
         try:
-            while True:
+            while pending:
                 line = self._line()
-                if line.startswith(tag + b" "):
-                    done = True
-                    self._check_tagged(tag, line)
-                    return
-                text, _ = self._gather(line)
-                if text[2:5].upper() == b"BYE":
-                    raise IMAPClientAbortError(f"server closed the connection: {text[6:80]!r}")
-                yield text
-        finally:
-            if not done:
-                self._drain(tag)
-            self.imap.tagged_commands.pop(tag, None)
-
-    def read(self, tag: bytes) -> Iterator[FetchItem]:
-        done = False
-        try:
-            while True:
-                line = self._line()
-                if line.startswith(tag + b" "):
-                    done = True
-                    self._check_tagged(tag, line)
-                    return
+                tag = line.split(b" ", 1)[0]
+                if tag in pending:
+                    pending.discard(tag)
+                    failure = failure or self._failure(tag, line)
+                    continue
                 if not line.startswith(b"* "):
                     raise IMAPClientError(f"unexpected line from server: {line[:80]!r}")
                 text, literals = self._gather(line)
-                if _FETCH.match(text):
-                    item = parse_fetch(text, literals)
-                    if item is not None:
-                        yield item
-                elif text[2:5].upper() == b"BYE":
+                if text[2:5].upper() == b"BYE":
                     raise IMAPClientAbortError(f"server closed the connection: {text[6:80]!r}")
+                yield text, literals
         finally:
-            if not done:
-                self._drain(tag)
-            self.imap.tagged_commands.pop(tag, None)
+            if pending:
+                self._drain(pending)
+            for tag in tags:
+                self.imap.tagged_commands.pop(tag, None)
+        if failure is not None:
+            raise IMAPClientError(failure)
 
     def _line(self) -> bytes:
         line: bytes = self.imap.readline()
@@ -198,18 +199,20 @@ class FetchStream:
             line = self._line()
 
     @staticmethod
-    def _check_tagged(tag: bytes, line: bytes) -> None:
+    def _failure(tag: bytes, line: bytes) -> str | None:
         status = line[len(tag) + 1 :].split(b" ", 1)[0].upper()
-        if status != b"OK":
-            text = line[len(tag) + 1 :].decode("utf-8", "replace").strip()
-            raise IMAPClientError(f"command failed: {text}")
+        if status == b"OK":
+            return None
+        return "command failed: " + line[len(tag) + 1 :].decode("utf-8", "replace").strip()
 
-    def _drain(self, tag: bytes) -> None:
+    def _drain(self, pending: set[bytes]) -> None:
         try:
-            while True:
+            while pending:
                 line = self._line()
-                if line.startswith(tag + b" "):
-                    return
-                self._gather(line)
+                tag = line.split(b" ", 1)[0]
+                if tag in pending:
+                    pending.discard(tag)
+                else:
+                    self._gather(line)
         except (OSError, IMAPClientError):
             return  # the caller is already failing; the connection will be dropped
