@@ -200,7 +200,7 @@ class FetchStream:
 
     @staticmethod
     def _failure(tag: bytes, line: bytes) -> str | None:
-        status = line[len(tag) + 1 :].split(b" ", 1)[0].upper()
+        status = (line[len(tag) + 1 :].split(None, 1) or [b""])[0].upper()
         if status == b"OK":
             return None
         return "command failed: " + line[len(tag) + 1 :].decode("utf-8", "replace").strip()
