@@ -22,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
         "-f", dest="folders", metavar="FOLDERS", help="comma-separated folders to sync (far names)"
     )
     p.add_argument("-o", dest="once", action="store_true", help="sync once, ignoring autorefresh")
+    p.add_argument(
+        "-q", dest="quick", action="store_true", help="quick sync: skip folders whose status did not change"
+    )
     p.add_argument("--dry-run", action="store_true", help="say what would be done; write nothing")
     p.add_argument(
         "--force-deletes",
@@ -58,6 +61,12 @@ def _split(raw: str | None) -> tuple[str, ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["migrate"]:  # the config-free migration subcommand (fastsync.migrate)
+        from fastsync.migrate import main as migrate_main
+
+        _setup_logging(None, None)
+        return migrate_main(argv[1:])
     args = build_parser().parse_args(argv)
     _setup_logging(args.debug, args.logfile)
     try:
@@ -107,6 +116,7 @@ def _run(args: argparse.Namespace) -> ExitCode:
         accounts=tuple(runnable),
         folders=_split(args.folders),
         once=args.once,
+        quick=args.quick,
         dry_run=args.dry_run,
         force_deletes=args.force_deletes,
         debug=bool(args.debug),

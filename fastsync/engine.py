@@ -244,7 +244,9 @@ def _copy(run: _Run, src: Store, dst: Store, uids: list[int], to: Side) -> None:
     progress = _CopyProgress(run, to, len(uids))
     chunk: list[Fetched] = []
     chunk_bytes = 0
+    wanted = set(uids)
     for m in src.fetch(uids):
+        wanted.discard(m.uid)
         chunk.append(m)
         chunk_bytes += len(m.data)
         if chunk_bytes >= run.opts.batch_bytes or len(chunk) >= run.opts.batch_count:
@@ -252,6 +254,19 @@ def _copy(run: _Run, src: Store, dst: Store, uids: list[int], to: Side) -> None:
             chunk, chunk_bytes = [], 0
     if chunk:
         _commit_chunk(run, dst, chunk, to, progress)
+    if wanted:
+        # Expunged meanwhile, or a response that did not parse: either way not copied, and
+        # not to be forgotten (their UIDs are below the max UID recorded at the end).
+        missing = sorted(wanted)
+        run.report(
+            "warning",
+            f"{len(missing)} message(s) not received "
+            f"({_src_side(to)} UIDs {uid_set(missing)}); retried next run",
+            0,
+            0,
+            0,
+        )
+        run.record(Retry(side=_src_side(to), uids=missing, add=True))
 
 
 @dataclass
@@ -305,7 +320,7 @@ def _src_side(to: Side) -> Literal["far", "near"]:
 
 def _store_batch(run: _Run, dst: Store, fetched: list[Fetched]) -> list[int | None]:
     """Append a batch; if the store refuses it, retry one by one. -1 marks a failed message."""
-    outs = [Outgoing(src_uid=m.uid, flags=m.flags, internaldate=m.internaldate, data=m.data) for m in fetched]
+    outs = [Outgoing(m.uid, m.flags, m.internaldate, m.data, m.keywords) for m in fetched]
     if not outs:
         return []
     try:
@@ -320,7 +335,9 @@ def _store_batch(run: _Run, dst: Store, fetched: list[Fetched]) -> list[int | No
         done = getattr(e, "done", None)
         result: list[int | None] = list(done) if isinstance(done, list) else []
         for m in outs[len(result) :]:
-            result.extend(_store_batch(run, dst, [Fetched(m.src_uid, m.flags, m.internaldate, m.data)]))
+            result.extend(
+                _store_batch(run, dst, [Fetched(m.src_uid, m.flags, m.internaldate, m.data, m.keywords)])
+            )
         return result
 
 

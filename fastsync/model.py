@@ -53,6 +53,16 @@ def flags_from_imap(names: Iterable[bytes | str]) -> int:
     return bits
 
 
+def keywords_of(names: Iterable[bytes | str]) -> tuple[bytes, ...]:
+    """The IMAP flags of a list that are not ours (keywords), to carry along on copy."""
+    out = []
+    for name in names:
+        raw = name.encode() if isinstance(name, str) else name
+        if not raw.startswith(b"\\") and raw.lower() not in _IMAP_BIT:  # system flags start with \\
+            out.append(raw)
+    return tuple(out)
+
+
 def flags_to_imap(flags: int) -> list[bytes]:
     return [name for i, name in enumerate(_IMAP_NAMES) if flags & (1 << i)]
 
@@ -68,6 +78,7 @@ class Fetched(msgspec.Struct, array_like=True):
     flags: int
     internaldate: float  # seconds since the epoch, UTC
     data: bytes
+    keywords: tuple[bytes, ...] = ()  # IMAP keywords fastsync does not sync, kept on copy
 
 
 class Outgoing(msgspec.Struct, array_like=True):
@@ -77,6 +88,7 @@ class Outgoing(msgspec.Struct, array_like=True):
     flags: int
     internaldate: float
     data: bytes
+    keywords: tuple[bytes, ...] = ()  # stored with the message where the store can (IMAP)
 
 
 def header_section(data: bytes) -> bytes:

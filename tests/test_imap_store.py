@@ -63,3 +63,20 @@ def test_internaldate_parsing_is_locale_independent_and_honours_the_zone():
     assert parse_internaldate(b"01-Jan-2021 01:00:00 +0100") == 1609459200.0
     assert parse_internaldate(b" 1-Feb-2021 00:00:00 -0000") == 1612137600.0
     assert parse_internaldate(b"garbage") == 0.0
+
+
+def test_keywords_travel_with_a_copied_message_and_are_not_taken_for_our_flags(dovecot, imap_user):
+    c = imap_user.connect()
+    c.create_folder("Src")
+    c.append("Src", b"Message-ID: <k@t>\r\n\r\nk\r\n", [b"\\Seen", b"$Label1", b"Work"])
+    c.logout()
+    s = store_for(dovecot, imap_user)
+    s.select("Src")
+    [m] = list(s.fetch([1]))
+    assert m.flags == SEEN and set(m.keywords) == {b"$Label1", b"Work"}
+    s.create_folder("Dst")
+    s.select("Dst")
+    [uid] = s.append([Outgoing(m.uid, m.flags, m.internaldate, m.data, m.keywords)])
+    [copied] = list(s.fetch([uid or 0]))
+    assert copied.flags == SEEN and set(copied.keywords) == {b"$Label1", b"Work"}
+    s.close()

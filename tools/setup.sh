@@ -8,6 +8,13 @@ cd "$(dirname "$0")/.."
 pkgs=()
 [ -x /usr/sbin/dovecot ] || pkgs+=(dovecot-imapd)
 command -v openssl >/dev/null || pkgs+=(openssl)
+# The UI tests: Curses.Blinkenlights in tmux, Tk.Blinkenlights on Xvfb clicked with xdotool and
+# photographed with xwd; python3-tk gives the Debian Python tkinter (pyenv Pythons bring their own).
+command -v tmux >/dev/null || pkgs+=(tmux)
+command -v Xvfb >/dev/null || pkgs+=(xvfb)
+command -v xdotool >/dev/null || pkgs+=(xdotool)
+command -v xwd >/dev/null || pkgs+=(x11-apps)
+ls /usr/lib/python3/dist-packages/_tkinter*.so >/dev/null 2>&1 || pkgs+=(python3-tk)
 if [ "${1:-}" = "--bench" ]; then
   command -v mbsync >/dev/null || pkgs+=(isync)
   command -v offlineimap >/dev/null || pkgs+=(offlineimap3)

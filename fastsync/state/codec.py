@@ -58,6 +58,7 @@ class _Snapshot(msgspec.Struct, array_like=True):
     far_uids: bytes
     near_uids: bytes
     flags: bytes
+    near_modseq: int = 0
     # new fields go here, with defaults
 
 
@@ -89,6 +90,7 @@ def encode_snapshot(state: FolderState, token: int) -> bytes:
             far_uids=far,
             near_uids=near,
             flags=flags,
+            near_modseq=state.near_modseq,
         )
     )
     return SNAPSHOT_MAGIC + bytes([SNAPSHOT_VERSION]) + _crc(body) + body
@@ -123,6 +125,7 @@ def decode_snapshot(data: bytes) -> tuple[FolderState, int]:
         near_uidnext=snap.near_uidnext,
         far_messages=snap.far_messages,
         near_messages=snap.near_messages,
+        near_modseq=snap.near_modseq,
         retry_far=set(snap.retry_far),
         retry_near=set(snap.retry_near),
         pairs=table,

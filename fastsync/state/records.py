@@ -28,6 +28,7 @@ class FolderState:
     near_uidnext: int = 0
     far_messages: int = 0
     near_messages: int = 0
+    near_modseq: int = 0  # near's cheap change mark (Maildir: newest mtime of new/ and cur/); 0 = unknown
     retry_far: set[int] = field(default_factory=set)  # UIDs whose copy failed; retried next run
     retry_near: set[int] = field(default_factory=set)
     pairs: PairTable = field(default_factory=PairTable)
@@ -63,6 +64,7 @@ class Header(msgspec.Struct, array_like=True, tag="header"):
     near_uidnext: int
     far_messages: int
     near_messages: int
+    near_modseq: int = 0
 
 
 class Retry(msgspec.Struct, array_like=True, tag="retry"):
@@ -88,6 +90,7 @@ def header_of(state: FolderState) -> Header:
         near_uidnext=state.near_uidnext,
         far_messages=state.far_messages,
         near_messages=state.near_messages,
+        near_modseq=state.near_modseq,
     )
 
 
@@ -119,6 +122,7 @@ def apply_record(state: FolderState, rec: JournalRecord) -> None:
         state.near_uidnext = rec.near_uidnext
         state.far_messages = rec.far_messages
         state.near_messages = rec.near_messages
+        state.near_modseq = rec.near_modseq
     elif isinstance(rec, Retry):
         if rec.side == "far":
             target = state.retry_far

@@ -25,7 +25,7 @@ from imapclient.response_parser import parse_response
 from fastsync.config import ImapRepo
 from fastsync.errors import AccountError, FolderError, MessageError, StoreError
 from fastsync.folders import imap_decode
-from fastsync.model import Fetched, Outgoing, content_key, flags_from_imap, flags_to_imap
+from fastsync.model import Fetched, Outgoing, content_key, flags_from_imap, flags_to_imap, keywords_of
 from fastsync.stores.base import (
     Changes,
     FolderEntry,
@@ -318,6 +318,7 @@ class ImapStore(Store):
                         flags=flags_from_imap(it.flags or ()),
                         internaldate=it.internaldate or 0.0,
                         data=it.body,
+                        keywords=keywords_of(it.flags or ()),
                     )
 
     def append(self, msgs: list[Outgoing]) -> list[int | None]:
@@ -326,7 +327,12 @@ class ImapStore(Store):
         folder = self._selected
         if len(msgs) > 1 and self.has(b"MULTIAPPEND"):
             items = [
-                {"msg": m.data, "flags": flags_to_imap(m.flags), "date": _date(m.internaldate)} for m in msgs
+                {
+                    "msg": m.data,
+                    "flags": flags_to_imap(m.flags) + list(m.keywords),
+                    "date": _date(m.internaldate),
+                }
+                for m in msgs
             ]
             with self._errors("MULTIAPPEND"):
                 typ, data = self.client.multiappend(folder, items)
@@ -337,7 +343,9 @@ class ImapStore(Store):
         for m in msgs:
             try:
                 with self._errors("APPEND"):
-                    resp = self.client.append(folder, m.data, flags_to_imap(m.flags), _date(m.internaldate))
+                    resp = self.client.append(
+                        folder, m.data, flags_to_imap(m.flags) + list(m.keywords), _date(m.internaldate)
+                    )
             except FolderError as e:
                 if len(msgs) == 1:
                     raise MessageError(str(e)) from None

@@ -71,6 +71,11 @@ def parse_fetch(text: bytes, literals: list[tuple[bytes, bytes]]) -> FetchItem |
     m = _UID.search(text)
     if m is None:
         return None  # a FETCH without UID is not an answer to a UID FETCH
+    names = [name.upper() for name, _ in literals]
+    if len(_UID.findall(text)) != 1 or not text.rstrip().endswith(b")") or len(set(names)) != len(names):
+        # A literal whose announced length was wrong swallowed or cut a neighbour: the
+        # stream is out of step, and no byte of it can be trusted to belong to this UID.
+        raise IMAPClientAbortError(f"malformed FETCH response (literal length?): {text[:80]!r}")
     item = FetchItem(uid=int(m.group(1)))
     if (m := _FLAGS.search(text)) is not None:
         item.flags = tuple(m.group(1).split())
@@ -159,8 +164,8 @@ class FetchStream:
                     pending.discard(tag)
                     failure = failure or self._failure(tag, line)
                     continue
-                if not line.startswith(b"* "):
-                    raise IMAPClientError(f"unexpected line from server: {line[:80]!r}")
+                if not line.startswith(b"* "):  # out of step with the server: reconnect
+                    raise IMAPClientAbortError(f"unexpected line from server: {line[:80]!r}")
                 text, literals = self._gather(line)
                 if text[2:5].upper() == b"BYE":
                     raise IMAPClientAbortError(f"server closed the connection: {text[6:80]!r}")

@@ -168,8 +168,8 @@ class Worker:
         """Sync one pair; a dropped connection is re-opened and the folder tried again, twice."""
         delay = 1.0
         for attempt in range(3):
-            far, near = self.stores()
             try:
+                far, near = self.stores()  # a reconnect may fail like the connection did
                 return self.sync_once(far, near, pair)
             except StoreError as e:
                 self.drop_connections()
@@ -220,7 +220,26 @@ def worker_main(spec: WorkerSpec, jobs: Any, events: Any) -> None:
     signal.signal(signal.SIGTERM, ask_stop)
     signal.signal(signal.SIGINT, ask_stop)
     _setup_logging(spec)
+    _exit_with_supervisor()
     worker.run()
+
+
+def _exit_with_supervisor() -> None:
+    """Die at once when the supervisor dies (kill -9): an orphan would keep syncing without
+    the account lock, beside the next run. Dying mid-batch is what the journal is for."""
+    import multiprocessing
+    import threading
+    from multiprocessing.connection import wait
+
+    parent = multiprocessing.parent_process()
+    if parent is None or parent.sentinel is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="supervisor-watch", daemon=True).start()
 
 
 def _setup_logging(spec: WorkerSpec) -> None:

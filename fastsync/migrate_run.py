@@ -1,0 +1,236 @@
+"""One migration run: check both servers, map the folders, then copy through the supervisor.
+
+Before any worker starts, the main process logs in to each side once (so a failure is
+reported per side with its own exit code), lists folders and namespaces, maps them
+(migrate_map) and counts what each source folder holds. The copy itself is the ordinary
+engine, one way (far = source, read-only; near = destination), run by the ordinary
+supervisor with the folder pairs computed here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from fastsync.config import AccountConfig, ImapRepo
+from fastsync.errors import AccountError, FastsyncError, FolderError, StoreError
+from fastsync.folders import FolderPair
+from fastsync.migrate_map import FolderMap, Selection, Side, map_folders
+from fastsync.stores.imap import ImapStore
+from fastsync.supervisor import Supervisor
+from fastsync.ui.base import UI, AccountSummary
+from fastsync.workers import events as ev
+from fastsync.workers.worker import WorkerSpec
+
+log = logging.getLogger(__name__)
+
+# Exit codes of `fastsync migrate` beyond errors.ExitCode (0 ok, 1 partial, 2 usage, 3 account,
+# 4 locked, 130 interrupted).
+EXIT_SRC_AUTH = 10
+EXIT_DST_AUTH = 11
+EXIT_SRC_CONNECT = 12
+EXIT_DST_CONNECT = 13
+EXIT_QUOTA = 14
+
+
+class SideFailed(FastsyncError):
+    """One side cannot be used; ``code`` is its exit code."""
+
+    def __init__(self, text: str, code: int) -> None:
+        super().__init__(text)
+        self.code = code
+
+
+def open_side(repo: ImapRepo, password: str, which: str) -> ImapStore:
+    """A logged-in store; SideFailed with the side's connect or auth exit code."""
+    auth, conn = (EXIT_SRC_AUTH, EXIT_SRC_CONNECT) if which == "SRC" else (EXIT_DST_AUTH, EXIT_DST_CONNECT)
+    where = f"{which} {repo.remoteuser}@{repo.remotehost}:{repo.port}"
+    try:
+        socket.create_connection((repo.remotehost, repo.port), timeout=repo.timeout).close()
+    except OSError as e:
+        raise SideFailed(f"{where}: cannot connect: {e.strerror or e}", conn) from None
+    store = ImapStore(repo, password, readonly=repo.readonly)
+    try:
+        store.connect()
+    except AccountError as e:
+        code = auth if "login refused" in str(e) else conn
+        raise SideFailed(f"{which}: {e}", code) from None
+    return store
+
+
+class Preflight(msgspec.Struct):
+    maps: list[FolderMap]
+    found: dict[str, int]  # source folder -> messages
+    skipped: dict[str, int]  # source folder -> messages over --maxsize
+    warnings: list[str] = msgspec.field(default_factory=list)
+
+
+def preflight(
+    src_repo: ImapRepo, src_pw: str, dst_repo: ImapRepo, dst_pw: str, sel: Selection, maxsize: int | None
+) -> Preflight:
+    src = open_side(src_repo, src_pw, "SRC")
+    try:
+        dst = open_side(dst_repo, dst_pw, "DST")
+        try:
+            try:
+                maps = map_folders(_side(src), _side(dst), sel)
+            except (FolderError, StoreError) as e:
+                raise SideFailed(f"listing folders: {e}", 3) from None
+        finally:
+            dst.close()
+        return _count(src, maps, maxsize)
+    finally:
+        src.close()
+
+
+def _side(store: ImapStore) -> Side:
+    prefix = ""
+    if store.has(b"NAMESPACE"):
+        with store._errors("NAMESPACE"):
+            ns = store.client.namespace()
+        personal = ns.personal if ns is not None else None
+        if personal:
+            raw = personal[0][0]
+            prefix = raw.decode() if isinstance(raw, bytes) else str(raw)
+    return Side(entries=store.list_folders(), sep=store.separator, prefix=prefix)
+
+
+def _count(src: ImapStore, maps: list[FolderMap], maxsize: int | None) -> Preflight:
+    out = Preflight(maps=maps, found={}, skipped={})
+    for m in maps:
+        try:
+            out.found[m.src] = src.status(m.src).messages
+            if maxsize is not None and out.found[m.src]:
+                src.select(m.src)
+                with src._errors("SEARCH LARGER"):
+                    out.skipped[m.src] = len(src.client.search(["LARGER", str(maxsize)]))
+        except FolderError as e:
+            out.warnings.append(str(e))
+            out.found.setdefault(m.src, 0)
+    return out
+
+
+def folder_pairs(pre: Preflight) -> list[tuple[FolderPair, int]]:
+    """Supervisor jobs, largest source folder first."""
+    pairs = [(FolderPair(m.src, m.dst, True, m.dst_exists), pre.found.get(m.src, 0)) for m in pre.maps]
+    return sorted(pairs, key=lambda ps: -ps[1])
+
+
+class MigrateSupervisor(Supervisor):
+    """The supervisor with folder pairs decided up front and tuned engine options."""
+
+    def __init__(
+        self, *args: Any, pairs: dict[str, list[tuple[FolderPair, int]]], tune: dict[str, int], **kw: Any
+    ) -> None:
+        super().__init__(*args, **kw)
+        self.pairs = pairs
+        self.tune = tune
+
+    def _spec(self, account: AccountConfig, wid: int) -> WorkerSpec:
+        spec = super()._spec(account, wid)
+        return msgspec.structs.replace(spec, engine=msgspec.structs.replace(spec.engine, **self.tune))
+
+    async def _await_discovery(self, run: Any) -> list[tuple[FolderPair, int]] | None:
+        # The worker's own discovery still runs (it logs in both sides and finds nothing,
+        # as the source folderfilter keeps no folder); the pairs are the ones mapped here.
+        got = await super()._await_discovery(run)
+        return None if got is None else self.pairs[run.account.name]
+
+
+@dataclass
+class FolderResult:
+    src: str
+    dst: str
+    found: int = 0
+    copied: int = 0
+    present: int = 0
+    skipped: int = 0
+    failed: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    deleted: int = 0  # --delete2
+    error: str | None = None  # the folder could not be done
+    message_errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AccountResult:
+    name: str
+    src: str
+    dst: str
+    folders: dict[str, FolderResult] = field(default_factory=dict)  # by source name
+    summary: AccountSummary | None = None
+    errors: list[str] = field(default_factory=list)
+
+    def settle(self) -> None:
+        """Already present = found - copied - skipped - failed (what the run did not need to copy)."""
+        for f in self.folders.values():
+            f.present = max(0, f.found - f.copied - f.skipped - f.failed)
+
+
+class Collector(UI):
+    """Gathers per-folder results from worker events; prints errors and warnings to stderr."""
+
+    def __init__(self, results: dict[str, AccountResult], errorsmax: int | None, quiet: bool) -> None:
+        super().__init__()
+        self.results = results
+        self.errorsmax = errorsmax
+        self.quiet = quiet
+        self.started: dict[tuple[str, str], float] = {}
+        self.errors = 0
+        self.stop: Any = None  # set to a callable that stops the run
+        self.stopped_by_errors = False
+
+    def warn(self, text: str) -> None:
+        self._print(self.err, f"WARNING: {text}")
+
+    def error(self, text: str) -> None:
+        for r in self.results.values():
+            if r.name in text:
+                r.errors.append(text)
+        super().error(text)
+
+    def account_done(self, summary: AccountSummary) -> None:
+        r = self.results[summary.name]
+        r.summary = summary
+        r.settle()
+
+    def event(self, account: str, e: object) -> None:
+        r = self.results[account]
+        if isinstance(e, ev.JobStarted):
+            self.started[(account, e.folder)] = time.monotonic()
+        elif isinstance(e, ev.JobDone) and e.folder in r.folders:
+            f = r.folders[e.folder]
+            f.copied, f.failed, f.bytes = e.stats.to_near, e.stats.errors, e.stats.bytes
+            f.seconds = time.monotonic() - self.started.get((account, e.folder), time.monotonic())
+        elif isinstance(e, ev.JobFailed) and e.folder in r.folders:
+            r.folders[e.folder].error = e.message
+        elif isinstance(e, ev.Info):
+            self._info(r, e)
+
+    def _info(self, r: AccountResult, e: ev.Info) -> None:
+        if e.level == "error":
+            self.errors += 1
+            if e.folder in r.folders:
+                r.folders[e.folder].message_errors.append(e.text)
+            self._print(self.err, f"ERROR: {e.text}")
+            if self.errorsmax is not None and self.errors >= self.errorsmax and not self.stopped_by_errors:
+                self.stopped_by_errors = True
+                self._print(self.err, f"ERROR: stopping after {self.errors} message errors (--errorsmax)")
+                if self.stop is not None:
+                    self.stop()
+        elif e.level == "warning":
+            self._print(self.err, f"WARNING: {e.folder!r}: {e.text}")
+        elif not self.quiet:
+            log.info("%s: %s", e.folder, e.text)
+
+
+def close_quietly(store: ImapStore) -> None:
+    with contextlib.suppress(FastsyncError):
+        store.close()
