@@ -36,6 +36,10 @@ class StoreError(FastsyncError):
     """A store failed below folder level (connection dropped, protocol error)."""
 
 
+class ConnectionLimit(StoreError):
+    """The server refuses one more connection now (too many); the ones open still work."""
+
+
 class AccountError(FastsyncError):
     """The account cannot be synced at all this run (login, TLS, config of that account)."""
 
@@ -46,4 +50,4 @@ class ExitCode(enum.IntEnum):
     CONFIG = 2  # command line or configuration error; nothing was synced
     ACCOUNT = 3  # at least one account failed entirely (login, TLS, connection)
     LOCKED = 4  # another fastsync holds the lock of an account
-    INTERRUPTED = 130  # stopped by SIGINT/SIGTERM before finishing
+    INTERRUPTED = 130  # aborted by a second SIGINT/SIGTERM (the first one stops cleanly, exit 0)
