@@ -17,8 +17,8 @@ import sys
 import time
 from typing import Any
 
-from fastsync.ui.base import UI, AccountSummary, Controls, UIUnavailable
-from fastsync.ui.lights import Board
+from fastsync.ui.base import Controls, UIUnavailable
+from fastsync.ui.lights import BoardUI
 from fastsync.ui.progress import format_seconds
 
 TICK = 0.2  # seconds between key polls and redraws
@@ -34,7 +34,7 @@ _COLOURS = {
 }
 
 
-class CursesUI(UI):
+class CursesUI(BoardUI):
     name = "Curses.Blinkenlights"
 
     def __init__(self, out: object = None, err: object = None) -> None:
@@ -45,7 +45,6 @@ class CursesUI(UI):
             curses.setupterm()
         except curses.error as e:
             raise UIUnavailable(f"Curses.Blinkenlights: terminal {os.environ.get('TERM')!r}: {e}") from None
-        self.board = Board()
         self.scr: Any = None
         self.controls: Controls | None = None
         self.errors: list[str] = []
@@ -138,27 +137,6 @@ class CursesUI(UI):
     def error(self, text: str) -> None:
         self.errors.append(f"ERROR: {text}")
         self.board.add_log(f"ERROR: {text}")
-
-    def warn(self, text: str) -> None:
-        self.board.add_log(f"WARNING: {text}")
-
-    def note(self, text: str) -> None:
-        self.board.add_log(text)
-
-    def account_started(self, name: str, quick: bool = False) -> None:
-        self.board.account_started(name, quick)
-
-    def account_done(self, summary: AccountSummary) -> None:
-        self.board.account_done(summary)
-
-    def account_sleeping(self, name: str, seconds: float | None) -> None:
-        self.board.account_sleeping(name, seconds)
-
-    def worker_exited(self, account: str, worker: int) -> None:
-        self.board.worker_exited(account, worker)
-
-    def event(self, account: str, e: object) -> None:
-        self.board.apply(account, e)
 
     # -- keys and drawing -----------------------------------------------------------------
     async def _ticker(self) -> None:

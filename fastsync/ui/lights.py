@@ -11,7 +11,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from fastsync.ui.base import AccountSummary
+from fastsync.ui.base import UI, AccountSummary
 from fastsync.ui.progress import ProgressTracker, Work, format_seconds
 from fastsync.workers import events as ev
 
@@ -119,3 +119,32 @@ class Board:
         """The long work to show on the progress bar: the one with the most left to do."""
         works = [w.work for a in self.accounts.values() for w in a.workers.values() if w.work]
         return max(works, key=lambda w: w.total - w.done, default=None)
+
+
+class BoardUI(UI):
+    """A UI that keeps a Board of lights and a log (the Blinkenlights): reports go to the board."""
+
+    def __init__(self, out: object = None, err: object = None) -> None:
+        super().__init__(out, err)
+        self.board = Board()
+
+    def warn(self, text: str) -> None:
+        self.board.add_log(f"WARNING: {text}")
+
+    def note(self, text: str) -> None:
+        self.board.add_log(text)
+
+    def account_started(self, name: str, quick: bool = False) -> None:
+        self.board.account_started(name, quick)
+
+    def account_done(self, summary: AccountSummary) -> None:
+        self.board.account_done(summary)
+
+    def account_sleeping(self, name: str, seconds: float | None) -> None:
+        self.board.account_sleeping(name, seconds)
+
+    def worker_exited(self, account: str, worker: int) -> None:
+        self.board.worker_exited(account, worker)
+
+    def event(self, account: str, e: object) -> None:
+        self.board.apply(account, e)

@@ -13,8 +13,8 @@ import os
 import time
 from typing import Any
 
-from fastsync.ui.base import UI, AccountSummary, Controls, UIUnavailable
-from fastsync.ui.lights import Board
+from fastsync.ui.base import Controls, UIUnavailable
+from fastsync.ui.lights import BoardUI
 
 PUMP = 0.05  # seconds between Tk event pumps
 _COLOURS = {
@@ -29,7 +29,7 @@ _COLOURS = {
 }
 
 
-class TkUI(UI):
+class TkUI(BoardUI):
     name = "Tk.Blinkenlights"
 
     def __init__(self, out: object = None, err: object = None) -> None:
@@ -49,7 +49,6 @@ class TkUI(UI):
             ) from None
         self.root.title("fastsync")
         self.root.withdraw()
-        self.board = Board()
         self.controls: Controls | None = None
         self._rows: dict[str, dict[str, Any]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -125,27 +124,6 @@ class TkUI(UI):
     def error(self, text: str) -> None:
         super().error(text)
         self.board.add_log(f"ERROR: {text}")
-
-    def warn(self, text: str) -> None:
-        self.board.add_log(f"WARNING: {text}")
-
-    def note(self, text: str) -> None:
-        self.board.add_log(text)
-
-    def account_started(self, name: str, quick: bool = False) -> None:
-        self.board.account_started(name, quick)
-
-    def account_done(self, summary: AccountSummary) -> None:
-        self.board.account_done(summary)
-
-    def account_sleeping(self, name: str, seconds: float | None) -> None:
-        self.board.account_sleeping(name, seconds)
-
-    def worker_exited(self, account: str, worker: int) -> None:
-        self.board.worker_exited(account, worker)
-
-    def event(self, account: str, e: object) -> None:
-        self.board.apply(account, e)
 
     # -- drawing --------------------------------------------------------------------------
     def draw(self) -> None:
