@@ -19,6 +19,7 @@ import msgspec
 
 from fastsync.config import ImapRepo
 from fastsync.errors import AccountError, FastsyncError
+from fastsync.workers import detach_from_supervisor
 from fastsync.workers import events as ev
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ def idle_main(spec: IdleSpec, events: Any) -> None:
     def ask_stop(signum: int, frame: object) -> None:
         watcher.stopping = True
 
+    detach_from_supervisor()
     signal.signal(signal.SIGTERM, ask_stop)
     signal.signal(signal.SIGINT, ask_stop)
     try:

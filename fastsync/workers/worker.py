@@ -20,11 +20,12 @@ import msgspec
 
 from fastsync.config import AccountConfig
 from fastsync.engine import EngineOptions, sync_folder
-from fastsync.errors import AccountError, FastsyncError, FolderError, StoreError
+from fastsync.errors import AccountError, ConnectionLimit, FastsyncError, FolderError, StoreError
 from fastsync.folders import FolderPair, load_pythonfile
 from fastsync.state import StateFile, state_path
 from fastsync.stores import make_store
 from fastsync.stores.base import Store
+from fastsync.workers import detach_from_supervisor
 from fastsync.workers import events as ev
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,8 @@ class Worker:
                 pairs, sizes, warnings = self.discover_with_retry(job.quick)
                 self.emit(ev.Discovered(worker=wid, pairs=pairs, sizes=sizes, warnings=warnings))
             elif isinstance(job, ev.SyncFolder):
+                if not self.connect_or_give_back(job):
+                    return
                 self.emit(ev.JobStarted(worker=wid, folder=name))
                 stats = self.sync_with_retry(job.pair)
                 self.emit(ev.JobDone(worker=wid, folder=name, stats=stats, changed=stats.changed()))
@@ -139,6 +142,20 @@ class Worker:
             self.stopping = True
         except FastsyncError as e:
             self.emit(ev.JobFailed(worker=wid, folder=name, scope="folder", message=str(e)))
+
+    def connect_or_give_back(self, job: ev.SyncFolder) -> bool:
+        """Open the connections for a job; if the server allows no more of them, put the job
+        back for the workers that hold one, and retire (the run degrades to what it gets)."""
+        try:
+            self.stores()
+        except ConnectionLimit as e:
+            self.jobs.put(ev.job_encoder.encode(job))
+            self.info(job.pair.far, "info", f"{e}; this worker hands its job back and stops")
+            self.stopping = True
+            return False
+        except StoreError:
+            pass  # sync_with_retry reconnects with backoff
+        return True
 
     def discover_with_retry(self, quick: bool) -> tuple[list[FolderPair], list[int], list[str]]:
         """Folder pairs (quick: only those whose cheap status moved); a connection that dropped
@@ -217,6 +234,7 @@ def worker_main(spec: WorkerSpec, jobs: Any, events: Any) -> None:
         if worker.waiting:  # blocked between jobs: nothing to finish, leave now
             raise SystemExit(0)
 
+    detach_from_supervisor()
     signal.signal(signal.SIGTERM, ask_stop)
     signal.signal(signal.SIGINT, ask_stop)
     _setup_logging(spec)
