@@ -23,7 +23,7 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginEr
 from imapclient.response_parser import parse_response
 
 from fastsync.config import ImapRepo
-from fastsync.errors import AccountError, FolderError, MessageError, StoreError
+from fastsync.errors import AccountError, ConnectionLimit, FolderError, MessageError, StoreError
 from fastsync.folders import imap_decode
 from fastsync.model import Fetched, Outgoing, content_key, flags_from_imap, flags_to_imap, keywords_of
 from fastsync.stores.base import (
@@ -39,6 +39,8 @@ from fastsync.stores.imap_fetch import FetchStream
 
 log = logging.getLogger(__name__)
 
+# RFC 5530 [LIMIT], or the text servers use (Dovecot: "Maximum number of connections ...")
+_LIMIT = re.compile(r"\[LIMIT\]|too many connections|maximum number of connections", re.I)
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) ([\d:,]+)\]", re.I)
 _SPECIAL_USE = (b"\\All", b"\\Archive", b"\\Drafts", b"\\Flagged", b"\\Junk", b"\\Sent", b"\\Trash")
 
@@ -88,8 +90,10 @@ class ImapStore(Store):
             if s.cert_fingerprint:
                 self._check_fingerprint()
             client.login(s.remoteuser, self._password)
-        except LoginError:
+        except LoginError as e:
             self.close()
+            if _LIMIT.search(str(e)):
+                raise ConnectionLimit(f"{self.where}: the server refuses more connections: {e}") from None
             raise AccountError(f"{self.where}: login refused (wrong user or password?)") from None
         except ssl.SSLCertVerificationError as e:
             self.close()
