@@ -49,6 +49,7 @@ class _Run:
     report: Report
     state: FolderState = field(default_factory=FolderState)
     stats: FolderStats = field(default_factory=FolderStats)
+    fatal: str | None = None  # the destination cannot take more: the folder stops after this chunk
     max_new_far: int = 0  # highest UID this run created on each side
     max_new_near: int = 0
 
@@ -312,6 +313,8 @@ def _commit_chunk(run: _Run, dst: Store, chunk: list[Fetched], to: Side, progres
     else:
         run.stats.to_far += len(pairs) + len(unknown)
     progress.advance(len(chunk), nbytes)
+    if run.fatal:
+        raise FolderError(run.fatal)
 
 
 def _src_side(to: Side) -> Literal["far", "near"]:
@@ -326,7 +329,7 @@ def _store_batch(run: _Run, dst: Store, fetched: list[Fetched]) -> list[int | No
     try:
         return dst.append(outs)
     except (MessageError, FolderError) as e:
-        if len(outs) == 1:
+        if len(outs) == 1 and not getattr(e, "fatal", False):
             run.message_error(
                 f"{run.pair.far!r} <-> {run.pair.near!r}: message UID {outs[0].src_uid} "
                 f"Message-ID {_message_id(outs[0].data)}: {e}"
@@ -334,6 +337,9 @@ def _store_batch(run: _Run, dst: Store, fetched: list[Fetched]) -> list[int | No
             return [-1]
         done = getattr(e, "done", None)
         result: list[int | None] = list(done) if isinstance(done, list) else []
+        if getattr(e, "fatal", False):  # disk full and the like: keep what was stored, stop
+            run.fatal = f"{run.pair.far!r} <-> {run.pair.near!r}: {e}"
+            return result + [-1] * (len(outs) - len(result))
         for m in outs[len(result) :]:
             result.extend(
                 _store_batch(run, dst, [Fetched(m.src_uid, m.flags, m.internaldate, m.data, m.keywords)])

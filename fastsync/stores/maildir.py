@@ -23,6 +23,7 @@ content rather than trust them (a dry run commits no state, so it needs no such 
 from __future__ import annotations
 
 import ctypes
+import errno
 import logging
 import math
 import os
@@ -54,6 +55,7 @@ _TICK_NS = 20_000_000  # directory mtimes may be this coarse (kernel clock tick,
 _SCAN_ATTEMPTS = 10
 _MAX_OPEN = 64  # files of one append batch kept open until their fsync
 _CHUNK = 1 << 20
+_STORE_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 _Entry = tuple[str, str | None, str, "os.DirEntry[str]"]  # (base, info, subdir, entry)
@@ -66,9 +68,10 @@ class AppendError(MessageError):
     stored and synced); the failed message left nothing behind and later ones were not tried.
     """
 
-    def __init__(self, message: str, done: list[int]) -> None:
+    def __init__(self, message: str, done: list[int], fatal: bool = False) -> None:
         super().__init__(message)
         self.done = done
+        self.fatal = fatal  # the store cannot take more (disk full, quota, read-only fs)
 
 
 @dataclass
@@ -261,6 +264,7 @@ class MaildirStore(Store):
                 f"{self._label}: folder {sel.name!r}: cannot store message {k + 1} of {len(msgs)} "
                 f"(source UID {msgs[k].src_uid}): {_reason(err)}; {len(uids)} stored before it",
                 uids,
+                fatal=err.errno in _STORE_FULL,
             )
         return list(uids)
 
