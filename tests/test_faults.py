@@ -322,7 +322,7 @@ def test_disk_full_on_the_maildir_is_a_clear_error_leaves_no_partial_file_and_th
 ):
     import errno
 
-    import fastsync.stores.maildir as maildir_mod
+    import fastsync.stores.maildir_io as maildir_mod
 
     c = imap_user.connect()
     for i in range(12):
@@ -330,7 +330,7 @@ def test_disk_full_on_the_maildir_is_a_clear_error_leaves_no_partial_file_and_th
     c.logout()
     repo = imap_repo(dovecot, imap_user)
     near_root, state_path = tmp_path / "near", tmp_path / "state" / "INBOX.state"
-    real_write_all = maildir_mod._write_all
+    real_write_all = maildir_mod.write_all
     budget = [5 * 2100]  # room for about five messages
 
     def full_disk(fd: int, data: bytes) -> None:
@@ -342,7 +342,7 @@ def test_disk_full_on_the_maildir_is_a_clear_error_leaves_no_partial_file_and_th
         budget[0] -= len(data)
         return real_write_all(fd, data)
 
-    monkeypatch.setattr(maildir_mod, "_write_all", full_disk)
+    monkeypatch.setattr(maildir_mod, "write_all", full_disk)
     reports: list[str] = []
     try:
         engine_run(repo, imap_user.password, near_root, StateFile(state_path, fsync=False),
@@ -359,7 +359,7 @@ def test_disk_full_on_the_maildir_is_a_clear_error_leaves_no_partial_file_and_th
     stored = maildir_snapshot(near_root)
     server = server_snapshot(imap_user)
     assert 0 < len(stored) < 12 and set(stored) <= set(server), "partial or foreign content in cur/new"
-    monkeypatch.setattr(maildir_mod, "_write_all", real_write_all)  # space freed
+    monkeypatch.setattr(maildir_mod, "write_all", real_write_all)  # space freed
     engine_run(repo, imap_user.password, near_root, StateFile(state_path, fsync=False))
     assert maildir_snapshot(near_root) == server_snapshot(imap_user)
     assert len(server_snapshot(imap_user)) == 12, "a message was uploaded back (duplicate)"

@@ -14,7 +14,7 @@ import pytest
 
 from fastsync.errors import FolderError, MessageError
 from fastsync.model import FLAGGED, REPLIED, SEEN, Outgoing, content_key, flags_from_maildir
-from fastsync.stores import maildir
+from fastsync.stores import maildir_io
 from fastsync.stores.maildir import UIDVALIDITY_FILE, AppendError, MaildirStore
 
 MSG = b"From: a@example.org\r\nSubject: hello\r\nMessage-ID: <1@x>\r\n\r\nbody line 1\r\nline 2\r\n"
@@ -464,7 +464,7 @@ def test_append_syncs_each_file_and_cur_once_without_syncfs(
         calls.append(fd)
         real(fd)
 
-    monkeypatch.setattr(maildir, "_SYNCFS", None)
+    monkeypatch.setattr(maildir_io, "SYNCFS", None)
     monkeypatch.setattr(os, "fsync", fsync)
     store.append([msg(i) for i in range(10)])
     # 10 files, the uidvalidity file and its directory, cur/ once
@@ -474,8 +474,8 @@ def test_append_syncs_each_file_and_cur_once_without_syncfs(
 def test_append_makes_a_batch_durable_with_one_syncfs(
     store: MaildirStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert maildir._SYNCFS is not None, "syncfs(2) should be available on Linux"
-    real_fsync, real_syncfs = os.fsync, maildir._SYNCFS
+    assert maildir_io.SYNCFS is not None, "syncfs(2) should be available on Linux"
+    real_fsync, real_syncfs = os.fsync, maildir_io.SYNCFS
     fsyncs: list[int] = []
     syncfs: list[int] = []
 
@@ -487,7 +487,7 @@ def test_append_makes_a_batch_durable_with_one_syncfs(
         syncfs.append(fd)
         return real_syncfs(fd)
 
-    monkeypatch.setattr(maildir, "_SYNCFS", counting_syncfs)
+    monkeypatch.setattr(maildir_io, "SYNCFS", counting_syncfs)
     monkeypatch.setattr(os, "fsync", fsync)
     store.append([msg(i) for i in range(10)])
     assert len(syncfs) == 1

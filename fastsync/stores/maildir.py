@@ -22,21 +22,20 @@ content rather than trust them (a dry run commits no state, so it needs no such 
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import logging
-import math
 import os
 import secrets
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import TypeVar
 
 from fastsync.errors import FolderError, MessageError, StoreError
 from fastsync.folders import folder_name_from_path, maildir_path
-from fastsync.model import Fetched, Outgoing, content_key, to_crlf, to_lf
+from fastsync.model import Fetched, Outgoing, to_crlf
+from fastsync.stores import maildir_io as mio
 from fastsync.stores import maildir_names as mn
 from fastsync.stores.base import FolderEntry, FolderStatus, Listing, Store
 
@@ -46,15 +45,8 @@ T = TypeVar("T")
 
 UIDVALIDITY_FILE = ".fastsync-uidvalidity"
 _OWN_PREFIX = ".fastsync"
-_SUBDIRS = ("cur", "new", "tmp")
-# new/ before cur/: a file a mail reader moves new/ -> cur/ during the scan is then seen
-# (perhaps twice), never missed.
-_SCANNED = ("new", "cur")
 _MAX_UID = 0xFFFFFFFF
-_TICK_NS = 20_000_000  # directory mtimes may be this coarse (kernel clock tick, with margin)
-_SCAN_ATTEMPTS = 10
 _MAX_OPEN = 64  # files of one append batch kept open until their fsync
-_CHUNK = 1 << 20
 _STORE_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -131,7 +123,7 @@ class MaildirStore(Store):
         try:
             self._make_dirs(str(self._root))
         except OSError as e:
-            raise StoreError(f"{self._label}: cannot create root {str(self._root)!r}: {_reason(e)}") from e
+            raise StoreError(f"{self._label}: cannot create root {str(self._root)!r}: {mio.reason(e)}") from e
 
     def close(self) -> None:
         try:
@@ -149,14 +141,14 @@ class MaildirStore(Store):
         root = str(self._root)
         if os.path.isdir(root):
             try:
-                self._walk(root, _is_maildir(root), names)
+                self._walk(root, mio.is_maildir(root), names)
             except OSError as e:
-                raise StoreError(f"{self._label}: cannot list {root!r}: {_reason(e)}") from e
+                raise StoreError(f"{self._label}: cannot list {root!r}: {mio.reason(e)}") from e
         return [FolderEntry(name) for name in sorted(names)]
 
     def create_folder(self, name: str) -> None:
         path = self._folder_dir(name)
-        if _is_maildir(path):
+        if mio.is_maildir(path):
             return
         self._check_writable("create folder", name)
         if self._dry_run:
@@ -169,7 +161,7 @@ class MaildirStore(Store):
                 self._mkdir_private(os.path.join(path, sub))
         except OSError as e:
             raise FolderError(
-                f"{self._label}: cannot create folder {name!r} at {path!r}: {_reason(e)}"
+                f"{self._label}: cannot create folder {name!r} at {path!r}: {mio.reason(e)}"
             ) from e
 
     def status(self, name: str) -> FolderStatus:
@@ -202,7 +194,7 @@ class MaildirStore(Store):
             loc[uid] = (sub, entry.name)
             flags[uid] = mn.info_flags(info) if sub == "cur" else 0
             if uid > sizes_above:
-                sizes[uid] = _size(entry)
+                sizes[uid] = mio.entry_size(entry)
         for uid, sub, name, info, size in self._number(sel, fresh):
             loc[uid] = (sub, name)
             flags[uid] = mn.info_flags(info) if sub == "cur" else 0
@@ -244,8 +236,9 @@ class MaildirStore(Store):
             if staged:
                 first = self._reserve(sel, len(staged))
                 for k, unique in enumerate(staged):
-                    name = mn.join_name(mn.with_uid(unique, first + k, sel.vhex),
-                                        mn.info_with_flags(None, msgs[k].flags))
+                    name = mn.join_name(
+                        mn.with_uid(unique, first + k, sel.vhex), mn.info_with_flags(None, msgs[k].flags)
+                    )
                     try:
                         os.rename(os.path.join(tmpdir, unique), os.path.join(curdir, name))
                     except OSError as e:
@@ -254,15 +247,15 @@ class MaildirStore(Store):
                     uids.append(first + k)
                     sel.loc[first + k] = ("cur", name)
         finally:
-            for unique in staged[len(uids):]:
-                _discard(os.path.join(tmpdir, unique))
+            for unique in staged[len(uids) :]:
+                mio.discard(os.path.join(tmpdir, unique))
         if uids and self._fsync:
             self._sync_dir(sel, "cur")
         if problem is not None:
             k, err = problem
             raise AppendError(
                 f"{self._label}: folder {sel.name!r}: cannot store message {k + 1} of {len(msgs)} "
-                f"(source UID {msgs[k].src_uid}): {_reason(err)}; {len(uids)} stored before it",
+                f"(source UID {msgs[k].src_uid}): {mio.reason(err)}; {len(uids)} stored before it",
                 uids,
                 fatal=err.errno in _STORE_FULL,
             )
@@ -305,7 +298,7 @@ class MaildirStore(Store):
         sel = self._selected()
 
         def key(sub: str, name: str) -> bytes:
-            return _identity(os.path.join(sel.dir, sub, name))
+            return mio.identity(os.path.join(sel.dir, sub, name))
 
         return dict(self._each(sel, uids, "read", key))
 
@@ -326,7 +319,7 @@ class MaildirStore(Store):
         with os.scandir(dirpath) as it:
             entries = list(it)
         for e in entries:
-            if e.name.startswith(_OWN_PREFIX) or (in_maildir and e.name in _SUBDIRS):
+            if e.name.startswith(_OWN_PREFIX) or (in_maildir and e.name in mio.SUBDIRS):
                 continue
             try:
                 if not e.is_dir():
@@ -334,7 +327,7 @@ class MaildirStore(Store):
                 nested = self._sep == "/" and not e.is_symlink()  # a symlink could loop
             except OSError:
                 continue
-            is_folder = _is_maildir(e.path)
+            is_folder = mio.is_maildir(e.path)
             if is_folder:
                 try:
                     names.add(folder_name_from_path(self._root, Path(e.path), self._sep))
@@ -344,14 +337,14 @@ class MaildirStore(Store):
                 try:
                     self._walk(e.path, is_folder, names)
                 except OSError as err:  # one unreadable directory hides only what is below it
-                    log.warning("%s: cannot list %s: %s", self._label, e.path, _reason(err))
+                    log.warning("%s: cannot list %s: %s", self._label, e.path, mio.reason(err))
 
     def _folder_dir(self, name: str) -> str:
         return str(maildir_path(self._root, name, self._sep))
 
     def _open_folder(self, name: str) -> _Folder:
         path = self._folder_dir(name)
-        exists = _is_maildir(path)
+        exists = mio.is_maildir(path)
         if not exists and name not in self._phantoms:
             raise FolderError(f"{self._label}: folder {name!r} does not exist (no Maildir at {path!r})")
         validity, nxt = self._uidvalidity(path)
@@ -360,8 +353,12 @@ class MaildirStore(Store):
             if self._classify(probe, self._scan(probe))[1]:
                 validity, nxt = secrets.randbelow(_MAX_UID) + 1, 1
                 self._mem_uidvalidity[path] = (validity, nxt)
-                log.info("%s: read-only folder %r has files without a UID; they are numbered in memory "
-                         "under a new UIDVALIDITY", self._label, name)
+                log.info(
+                    "%s: read-only folder %r has files without a UID; they are numbered in memory "
+                    "under a new UIDVALIDITY",
+                    self._label,
+                    name,
+                )
         return _Folder(name, path, validity, nxt, phantom=not exists)
 
     def _status_of(self, folder: _Folder) -> FolderStatus:
@@ -369,14 +366,14 @@ class MaildirStore(Store):
             return FolderStatus(folder.validity, folder.next_uid, 0)
         count = stamp = 0
         try:
-            for sub in _SCANNED:
+            for sub in mio.SCANNED:
                 d = os.path.join(folder.dir, sub)
                 stamp = max(stamp, os.stat(d).st_mtime_ns)
                 with os.scandir(d) as it:
                     count += sum(1 for e in it if not e.name.startswith(".") and e.is_file())
         except OSError as e:
-            raise FolderError(f"{self._label}: cannot read folder {folder.name!r}: {_reason(e)}") from e
-        if time.time_ns() - stamp < _TICK_NS:
+            raise FolderError(f"{self._label}: cannot read folder {folder.name!r}: {mio.reason(e)}") from e
+        if time.time_ns() - stamp < mio.TICK_NS:
             stamp = 0  # a change later in this same clock tick would not move it: unknown
         return FolderStatus(folder.validity, folder.next_uid, count, stamp)
 
@@ -402,7 +399,7 @@ class MaildirStore(Store):
             raise
         os.chmod(path, 0o700)  # the umask may have taken bits away, or left others
         if self._fsync:
-            _fsync_dir(os.path.dirname(path))
+            mio.fsync_dir(os.path.dirname(path))
 
     # --- UIDs ----------------------------------------------------------------------------
 
@@ -423,7 +420,7 @@ class MaildirStore(Store):
                 self._mem_uidvalidity[folder] = (validity, 1)
             return validity, 1
         except OSError as e:
-            raise FolderError(f"{self._label}: cannot read {path!r}: {_reason(e)}") from e
+            raise FolderError(f"{self._label}: cannot read {path!r}: {mio.reason(e)}") from e
         lines = text.split(b"\n")
         try:
             validity, nxt = int(lines[0]), int(lines[1])
@@ -441,21 +438,21 @@ class MaildirStore(Store):
         path = os.path.join(folder, UIDVALIDITY_FILE)
         tmp = path + ".tmp"
         try:
-            _discard(tmp)  # left by a crash
+            mio.discard(tmp)  # left by a crash
             fd = os.open(tmp, _CREATE, 0o600)
             try:
                 os.fchmod(fd, 0o600)
-                _write_all(fd, f"{validity}\n{nxt}\n".encode())
+                mio.write_all(fd, f"{validity}\n{nxt}\n".encode())
                 if self._fsync:
                     os.fsync(fd)
             finally:
                 os.close(fd)
             os.replace(tmp, path)
             if self._fsync:
-                _fsync_dir(folder)
+                mio.fsync_dir(folder)
         except OSError as e:
-            _discard(tmp)
-            raise FolderError(f"{self._label}: cannot write {path!r}: {_reason(e)}") from e
+            mio.discard(tmp)
+            raise FolderError(f"{self._label}: cannot write {path!r}: {mio.reason(e)}") from e
 
     def _reserve(self, sel: _Folder, n: int) -> int:
         """Reserve ``n`` UIDs (on disk, before any file carries them); return the first."""
@@ -474,9 +471,9 @@ class MaildirStore(Store):
 
     def _scan(self, sel: _Folder) -> list[tuple[str, os.DirEntry[str]]]:
         try:
-            return _stable_scan(sel.dir)
+            return mio.stable_scan(sel.dir)
         except OSError as e:
-            raise FolderError(f"{self._label}: cannot list folder {sel.name!r}: {_reason(e)}") from e
+            raise FolderError(f"{self._label}: cannot list folder {sel.name!r}: {mio.reason(e)}") from e
 
     def _uid_of(self, sel: _Folder, base: str, virtual: dict[str, int] | None) -> int:
         uid = mn.uid_of(base, sel.vhex)
@@ -522,7 +519,7 @@ class MaildirStore(Store):
         virtual = None if self._writes else self._virtual.setdefault(sel.dir, {})
         for k, (base, info, sub, e) in enumerate(fresh):
             uid = first + k
-            size = _size(e)
+            size = mio.entry_size(e)
             if virtual is not None:
                 virtual[base] = uid
                 yield uid, sub, e.name, info, size
@@ -538,7 +535,7 @@ class MaildirStore(Store):
             except OSError as err:
                 raise FolderError(
                     f"{self._label}: folder {sel.name!r}: cannot rename {e.path!r} to give it a UID: "
-                    f"{_reason(err)}"
+                    f"{mio.reason(err)}"
                 ) from err
             sel.dirty.add(sub)
             yield uid, sub, name, info, size
@@ -577,7 +574,7 @@ class MaildirStore(Store):
                     continue
                 except OSError as e:
                     raise FolderError(
-                        f"{self._label}: folder {sel.name!r}: cannot {what} {sub}/{name}: {_reason(e)}"
+                        f"{self._label}: folder {sel.name!r}: cannot {what} {sub}/{name}: {mio.reason(e)}"
                     ) from e
                 yield uid, result
                 break
@@ -612,7 +609,7 @@ class MaildirStore(Store):
         try:
             for k, msg in enumerate(msgs):
                 try:
-                    unique, fd = _write_tmp(os.path.join(sel.dir, "tmp"), msg)
+                    unique, fd = mio.write_tmp(os.path.join(sel.dir, "tmp"), msg)
                 except OSError as e:
                     problem = (k, e)
                     break
@@ -634,7 +631,7 @@ class MaildirStore(Store):
         error: OSError | None = None
         # One syncfs() makes the whole batch durable in one journal commit; an fsync per
         # file costs a commit each. Per-file fsync is the fallback where syncfs is missing.
-        synced = bool(fds) and _syncfs(fds[0])
+        synced = bool(fds) and mio.syncfs(fds[0])
         for fd in fds:
             try:
                 if not synced:
@@ -646,164 +643,13 @@ class MaildirStore(Store):
         fds.clear()
         if error is not None:
             raise FolderError(
-                f"{self._label}: folder {sel.name!r}: cannot sync new messages: {_reason(error)}"
+                f"{self._label}: folder {sel.name!r}: cannot sync new messages: {mio.reason(error)}"
             )
 
     def _sync_dir(self, sel: _Folder, sub: str) -> None:
         try:
-            _fsync_dir(os.path.join(sel.dir, sub))
+            mio.fsync_dir(os.path.join(sel.dir, sub))
         except OSError as e:
-            raise FolderError(f"{self._label}: folder {sel.name!r}: cannot sync {sub}/: {_reason(e)}") from e
-
-
-# --- helpers -------------------------------------------------------------------------------
-
-
-def _stable_scan(folder: str) -> list[tuple[str, os.DirEntry[str]]]:
-    """(subdir, entry) of the message files in new/ and cur/, read consistently.
-
-    readdir may miss a file renamed while it runs, and a missed file would look deleted.
-    So the directories' mtimes are compared before and after, and the scan is repeated
-    when they moved, or when they are so recent that a change in the same clock tick
-    could not show.
-    """
-    for attempt in range(_SCAN_ATTEMPTS):
-        before = _dir_stamps(folder)
-        entries: list[tuple[str, os.DirEntry[str]]] = []
-        for sub in _SCANNED:
-            with os.scandir(os.path.join(folder, sub)) as it:
-                entries.extend((sub, e) for e in it if not e.name.startswith(".") and e.is_file())
-        after = _dir_stamps(folder)
-        if before == after:
-            if time.time_ns() - max(after) > _TICK_NS or attempt == _SCAN_ATTEMPTS - 1:
-                return entries
-            time.sleep(_TICK_NS / 1e9)
-    raise FolderError(f"Maildir folder {folder!r}: new/ and cur/ kept changing over {_SCAN_ATTEMPTS} scans")
-
-
-def _dir_stamps(folder: str) -> tuple[int, ...]:
-    return tuple(os.stat(os.path.join(folder, sub)).st_mtime_ns for sub in _SCANNED)
-
-
-def _is_maildir(path: str) -> bool:
-    return all(os.path.isdir(os.path.join(path, sub)) for sub in _SUBDIRS)
-
-
-def _size(entry: os.DirEntry[str]) -> int:
-    try:
-        return entry.stat().st_size
-    except FileNotFoundError:  # renamed since the scan; the size only guides batching
-        return 0
-
-
-def _load_syncfs() -> Callable[[int], int] | None:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.syncfs
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int]
-    fn.restype = ctypes.c_int
-    return cast(Callable[[int], int], fn)
-
-
-_SYNCFS = _load_syncfs()
-
-
-def _syncfs(fd: int) -> bool:
-    """syncfs(2) the filesystem holding ``fd``; False when unavailable (caller fsyncs instead)."""
-    if _SYNCFS is None:
-        return False
-    if _SYNCFS(fd) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return True
-
-
-def _write_tmp(tmpdir: str, msg: Outgoing) -> tuple[str, int]:
-    """Write one message (LF form, mtime = internaldate) to a new 0600 file in ``tmpdir``.
-
-    Returns (its unique name, the open fd). On failure nothing is left behind.
-    """
-    data = to_lf(msg.data)
-    for _ in range(10):
-        unique = mn.unique_base()
-        path = os.path.join(tmpdir, unique)
-        try:
-            fd = os.open(path, _CREATE, 0o600)
-            break
-        except FileExistsError:
-            continue
-    else:
-        raise FileExistsError(f"no free unique file name in {tmpdir}")
-    try:
-        os.fchmod(fd, 0o600)
-        _write_all(fd, data)
-        when = msg.internaldate
-        if math.isfinite(when) and when >= 0:
-            os.utime(fd, (when, when))
-    except BaseException:
-        os.close(fd)
-        _discard(path)
-        raise
-    return unique, fd
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
-
-
-def _identity(path: str) -> bytes:
-    """content_key of a stored message as it is on the wire (CRLF form).
-
-    The header ends at the first empty line of the CRLF form, as an IMAP server's
-    BODY[HEADER] does; the size is the CRLF size. The file is streamed, so only the header
-    block is held in memory.
-    """
-    size = 0
-    acc = b""
-    header: bytes | None = None
-    carry = b""  # a trailing CR waits for the next chunk, so CR LF is never split
-    with open(path, "rb") as f:
-        while True:
-            chunk = f.read(_CHUNK)
-            data = carry + chunk
-            carry = b""
-            if chunk and data.endswith(b"\r"):
-                data, carry = data[:-1], b"\r"
-            piece = to_crlf(data)
-            size += len(piece)
-            if header is None:
-                start = max(0, len(acc) - 3)
-                acc += piece
-                i = acc.find(b"\r\n\r\n", start)
-                if i >= 0:
-                    header, acc = acc[:i], b""
-            if not chunk:
-                break
-    return content_key(acc if header is None else header, size)
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _discard(path: str) -> None:
-    """Remove a file of ours on a cleanup path; a failure is logged, the original error wins."""
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    except OSError as e:
-        log.warning("cannot remove %s: %s", path, _reason(e))
-
-
-def _reason(e: OSError) -> str:
-    return e.strerror or str(e)
+            raise FolderError(
+                f"{self._label}: folder {sel.name!r}: cannot sync {sub}/: {mio.reason(e)}"
+            ) from e
