@@ -124,4 +124,6 @@ def to_crlf(data: bytes) -> bytes:
     """LF -> CRLF, leaving existing CRLF alone."""
     if b"\n" not in data:
         return data
+    if b"\r" not in data:  # the usual Maildir file: one pass, one copy
+        return data.replace(b"\n", b"\r\n")
     return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")

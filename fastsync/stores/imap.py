@@ -20,6 +20,7 @@ from typing import Any
 
 import imapclient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
+from imapclient.imapclient import datetime_to_INTERNALDATE
 from imapclient.response_parser import parse_response
 
 from fastsync.config import ImapRepo
@@ -329,6 +330,8 @@ class ImapStore(Store):
         if not self._writable() or not msgs:
             return [None] * len(msgs)
         folder = self._selected
+        if self.has(b"LITERAL+") and (len(msgs) == 1 or self.has(b"MULTIAPPEND")):
+            return self._append_streamed(msgs)
         if len(msgs) > 1 and self.has(b"MULTIAPPEND"):
             items = [
                 {
@@ -356,6 +359,27 @@ class ImapStore(Store):
                 raise
             out.extend(_appended_uids([resp], 1))
         return out
+
+    def _append_streamed(self, msgs: list[Outgoing]) -> list[int | None]:
+        """One (MULTI)APPEND command with LITERAL+: one round trip, message bytes never copied."""
+        items = [
+            (
+                b" ".join(flags_to_imap(m.flags) + list(m.keywords)),
+                b'"' + datetime_to_INTERNALDATE(d).encode() + b'"' if (d := _date(m.internaldate)) else b"",
+                m.data,
+            )
+            for m in msgs
+        ]
+        try:
+            with self._errors("APPEND"):
+                line = FetchStream(self.client._imap).append(
+                    self.client._normalise_folder(self._selected), items
+                )
+        except FolderError as e:
+            if len(msgs) == 1:
+                raise MessageError(str(e)) from None
+            raise
+        return _appended_uids(line, len(msgs))
 
     def set_flags(self, uids: list[int], add: int, remove: int) -> None:
         if not self._writable():

@@ -126,6 +126,28 @@ class FetchStream:
         self.imap.send(tag + b" UID SEARCH RETURN (ALL) ALL\r\n")
         return tag
 
+    def append(self, folder: bytes, msgs: list[tuple[bytes, bytes, bytes]]) -> bytes:
+        """APPEND (MULTIAPPEND when several) with LITERAL+ literals, sent without copying them.
+
+        ``folder`` is the quoted, encoded name; each message is (flag list, quoted date or
+        b"", bytes). Returns the tagged OK line (it holds APPENDUID); a NO or BAD raises
+        IMAPClientError with the server's words. Needs LITERAL+: no continuation requests.
+        """
+        tag: bytes = self.imap._new_tag()
+        head = tag + b" APPEND " + folder
+        for flags, date, data in msgs:
+            head += b" (" + flags + b")"
+            if date:
+                head += b" " + date
+            self.imap.send(head + b" {%d+}\r\n" % len(data))
+            self.imap.send(data)
+            head = b""
+        self.imap.send(b"\r\n")
+        done: dict[bytes, bytes] = {}
+        for _ in self._responses((tag,), done):
+            pass
+        return done.get(tag, b"")
+
     def read(self, *tags: bytes) -> Iterator[FetchItem]:
         """The FETCH items answering ``tags`` (commands in flight together).
 
@@ -152,8 +174,13 @@ class FetchStream:
                 found = m.group(1).decode()
         return items, found
 
-    def _responses(self, tags: tuple[bytes, ...]) -> Iterator[tuple[bytes, list[tuple[bytes, bytes]]]]:
-        """Untagged responses until every tag has completed; the first failure is raised then."""
+    def _responses(
+        self, tags: tuple[bytes, ...], completed: dict[bytes, bytes] | None = None
+    ) -> Iterator[tuple[bytes, list[tuple[bytes, bytes]]]]:
+        """Untagged responses until every tag has completed; the first failure is raised then.
+
+        ``completed`` receives each tag's completion line.
+        """
         pending = set(tags)
         failure: str | None = None
         try:
@@ -163,6 +190,8 @@ class FetchStream:
                 if tag in pending:
                     pending.discard(tag)
                     failure = failure or self._failure(tag, line)
+                    if completed is not None:
+                        completed[tag] = line
                     continue
                 if not line.startswith(b"* "):  # out of step with the server: reconnect
                     raise IMAPClientAbortError(f"unexpected line from server: {line[:80]!r}")
