@@ -189,7 +189,7 @@ def test_a_wrong_literal_length_in_a_fetch_never_stores_corrupt_bytes(env, dovec
     assert len(env.local_folder("INBOX")) == 6
 
 
-RSS_LIMIT_MB = 200  # measured: about 127 MB each way for a 50 MB message (2.5 copies: read, CRLF form, one more)
+RSS_LIMIT_MB = 200  # measured: about 127 MB each way for a 50 MB message
 
 
 def _peak_rss_mb(env: SyncEnv) -> float:

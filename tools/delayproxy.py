@@ -35,7 +35,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -50,10 +50,12 @@ START_TIMEOUT = 10.0
 class _Direction:
     """One direction of one connection: a reader task fills a queue, a writer task drains it."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float,
+                 tap: Tap | None = None) -> None:
         self.reader = reader
         self.writer = writer
         self.delay = delay
+        self.tap = tap
         self.queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
         self.queued = 0
         self.room = asyncio.Event()
@@ -64,6 +66,8 @@ class _Direction:
         while True:
             await self.room.wait()
             data = await self.reader.read(READ_SIZE)
+            if self.tap is not None and data:
+                self.tap(data)
             # An empty chunk is the EOF marker; it is delayed like data.
             self.queue.put_nowait((loop.time() + self.delay, data))
             if not data:
@@ -106,16 +110,22 @@ def _no_delay(writer: asyncio.StreamWriter) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+Tap = Callable[[bytes], None]
+
+
 class DelayServer:
     """The asyncio part: listens on ``HOST:listen_port`` (0 = any free port) and forwards each
-    connection to ``target`` with ``rtt_ms / 2`` of delay each way."""
+    connection to ``target`` with ``rtt_ms / 2`` of delay each way. ``tap``, if given, sees
+    every chunk the clients send (on the proxy's loop thread), e.g. to count commands."""
 
-    def __init__(self, target: tuple[str, int], rtt_ms: float, listen_port: int = 0) -> None:
+    def __init__(self, target: tuple[str, int], rtt_ms: float, listen_port: int = 0,
+                 tap: Tap | None = None) -> None:
         if rtt_ms < 0:
             raise ValueError(f"delay proxy rtt_ms must be >= 0, not {rtt_ms}")
         self.target = target
         self.delay = rtt_ms / 2000.0
         self.listen_port = listen_port
+        self.tap = tap
         self.port = 0
         self.server: asyncio.Server | None = None
         self.connections: set[asyncio.Task[None]] = set()
@@ -151,7 +161,7 @@ class DelayServer:
             return
         for w in (c_writer, s_writer):
             _no_delay(w)
-        up = _Direction(c_reader, s_writer, self.delay)
+        up = _Direction(c_reader, s_writer, self.delay, self.tap)
         down = _Direction(s_reader, c_writer, self.delay)
         tasks = [asyncio.ensure_future(up.run()), asyncio.ensure_future(down.run())]
         try:
@@ -172,8 +182,9 @@ class DelayServer:
 class DelayProxy:
     """A DelayServer on its own event loop in a daemon thread; ``port`` is valid after start()."""
 
-    def __init__(self, target: tuple[str, int], rtt_ms: float, listen_port: int = 0) -> None:
-        self.server = DelayServer(target, rtt_ms, listen_port)
+    def __init__(self, target: tuple[str, int], rtt_ms: float, listen_port: int = 0,
+                 tap: Tap | None = None) -> None:
+        self.server = DelayServer(target, rtt_ms, listen_port, tap)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread: threading.Thread | None = None
         self._stopped: asyncio.Event | None = None
