@@ -64,7 +64,9 @@ class ImapStore(Store):
         self.readonly = readonly
         self.dry_run = dry_run
         self.client: Any = None
-        self._sep = "/"
+        self._sep: str | None = None
+        self._condstore_on = False
+        self._status_cache: dict[str, FolderStatus] | None = None
         self._selected: str | None = None
         self._caps: frozenset[bytes] = frozenset()
         self.where = f"{settings.remoteuser}@{settings.remotehost}:{settings.port}"
@@ -106,11 +108,12 @@ class ImapStore(Store):
             self.close()
             raise AccountError(f"{self.where}: cannot log in: {e}") from None
         self._caps = frozenset(c.upper() for c in client.capabilities())
-        if self.has(b"CONDSTORE"):
-            # SELECT then reports HIGHESTMODSEQ, the change mark quick checks rely on
-            with self._errors("ENABLE CONDSTORE"):
-                client.enable("CONDSTORE")
-        self._sep = self._find_separator()
+        # Nothing else is asked here: a run that finds nothing changed costs LOGIN, one
+        # LIST-STATUS and LOGOUT. The separator comes with the folder list, and CONDSTORE is
+        # enabled before the first SELECT (select()).
+        self._sep = None
+        self._condstore_on = False
+        self._status_cache = None
 
     def _starttls(self, ctx: ssl.SSLContext | None) -> None:
         client = self.client
@@ -156,6 +159,8 @@ class ImapStore(Store):
 
     @property
     def separator(self) -> str:
+        if self._sep is None:
+            self._sep = self._find_separator()
         return self._sep
 
     def has(self, capability: bytes) -> bool:
@@ -192,10 +197,16 @@ class ImapStore(Store):
         return "/"
 
     def list_folders(self) -> list[FolderEntry]:
-        with self._errors("LIST"):
-            entries = self.client.list_folders()
+        """Every folder; with LIST-STATUS the same round trip brings their status (list_status)."""
+        if self.has(b"LIST-STATUS"):
+            entries, self._status_cache = self._list_with_status()
+        else:
+            with self._errors("LIST"):
+                entries = self.client.list_folders()
         out = []
-        for flags, _delim, name in entries:
+        for flags, delim, name in entries:
+            if delim and self._sep is None:
+                self._sep = delim.decode() if isinstance(delim, bytes) else str(delim)
             if isinstance(name, bytes):  # a name that is not valid modified UTF-7
                 name = name.decode("utf-8", "replace")
             attrs = {f.lower() for f in flags}
@@ -217,19 +228,27 @@ class ImapStore(Store):
                 self.client.subscribe_folder(name)
 
     def list_status(self) -> dict[str, FolderStatus] | None:
-        """Status of every folder in one round trip (RFC 5819 LIST-STATUS), or None if not offered."""
+        """Status of every folder in one round trip (RFC 5819 LIST-STATUS), or None if not offered.
+
+        Right after list_folders() this costs nothing: that listing brought the statuses.
+        """
         if not self.has(b"LIST-STATUS"):
             return None
+        cached, self._status_cache = self._status_cache, None
+        return cached if cached is not None else self._list_with_status()[1]
+
+    def _list_with_status(self) -> tuple[list[Any], dict[str, FolderStatus]]:
         items = "MESSAGES UIDNEXT UIDVALIDITY" + (" HIGHESTMODSEQ" if self.has(b"CONDSTORE") else "")
         imap = self.client._imap
         with self._errors("LIST RETURN (STATUS)"):
             imap.untagged_responses.pop("STATUS", None)
+            imap.untagged_responses.pop("LIST", None)
             tag = imap._command("LIST", '""', '"*"', "RETURN", f"(STATUS ({items}))")
             typ, data = imap._command_complete("LIST", tag)
             if typ != "OK":
                 raise IMAPClientError(f"LIST-STATUS failed: {_text(data)}")
             raw = imap.untagged_responses.pop("STATUS", [])
-            imap.untagged_responses.pop("LIST", None)
+            entries = self.client._proc_folder_list(imap.untagged_responses.pop("LIST", []))
         out: dict[str, FolderStatus] = {}
         for entry in raw:
             parsed = parse_response([entry] if isinstance(entry, bytes) else list(entry))
@@ -244,7 +263,7 @@ class ImapStore(Store):
                 messages=int(kv.get(b"MESSAGES", 0)),
                 highestmodseq=int(kv.get(b"HIGHESTMODSEQ", 0)),
             )
-        return out
+        return entries, out
 
     def status(self, name: str) -> FolderStatus:
         items = [b"MESSAGES", b"UIDNEXT", b"UIDVALIDITY"]
@@ -260,6 +279,11 @@ class ImapStore(Store):
         )
 
     def select(self, name: str) -> FolderStatus:
+        if self.has(b"CONDSTORE") and not self._condstore_on:
+            # SELECT then reports HIGHESTMODSEQ, the change mark quick checks rely on
+            with self._errors("ENABLE CONDSTORE"):
+                self.client.enable("CONDSTORE")
+            self._condstore_on = True
         with self._errors("SELECT", folder=name):
             st = self.client.select_folder(name, readonly=self.readonly or self.dry_run)
         self._selected = name
