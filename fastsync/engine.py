@@ -37,6 +37,8 @@ class EngineOptions(msgspec.Struct, frozen=True):
     batch_count: int = 1000
     max_message_errors: int = 20
     maxsize: int | None = None  # messages larger than this are not copied
+    since: float | None = None  # far messages older than this (INTERNALDATE, by day) are not copied
+    before: float | None = None  # far messages this new or newer are not copied
 
 
 @dataclass
@@ -93,7 +95,7 @@ def sync_folder(
     p = plan(state, lf.flags, ln.flags, opts.plan, far_keys, near_keys)
     if p.guard:
         raise DeletionGuard(f"{pair.far!r} <-> {pair.near!r}: {p.guard}")
-    _drop_oversized(p, lf, ln, opts, run)
+    _drop_unselected(p, far, lf, ln, opts)
     if opts.dry_run:
         _describe(p, run)
         run.stats = _planned_stats(p)
@@ -150,12 +152,16 @@ def _load_state(run: _Run, fst: FolderStatus, nst: FolderStatus) -> FolderState 
     return state
 
 
-def _drop_oversized(p: Plan, lf: Listing, ln: Listing, opts: EngineOptions, run: _Run) -> None:
-    if opts.maxsize is None:
-        return
-    limit = opts.maxsize
-    p.copy_to_near = [u for u in p.copy_to_near if lf.sizes.get(u, 0) <= limit]
-    p.copy_to_far = [u for u in p.copy_to_far if ln.sizes.get(u, 0) <= limit]
+def _drop_unselected(p: Plan, far: Store, lf: Listing, ln: Listing, opts: EngineOptions) -> None:
+    """Leave out of the copies what the selection excludes: too large, outside the date window."""
+    if opts.maxsize is not None:
+        limit = opts.maxsize
+        p.copy_to_near = [u for u in p.copy_to_near if lf.sizes.get(u, 0) <= limit]
+        p.copy_to_far = [u for u in p.copy_to_far if ln.sizes.get(u, 0) <= limit]
+    if (opts.since is not None or opts.before is not None) and p.copy_to_near:
+        inside = far.uids_in_dates(opts.since, opts.before)
+        if inside is not None:
+            p.copy_to_near = [u for u in p.copy_to_near if u in inside]
 
 
 def _describe(p: Plan, run: _Run) -> None:

@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--map", action="append", default=[], metavar="OLD=NEW", help="rename a folder")
     p.add_argument("--no-automap", dest="automap", action="store_false", help="no SPECIAL-USE mapping")
     p.add_argument("--maxsize", type=int, metavar="BYTES", help="skip messages larger than this")
+    p.add_argument("--maxage", type=float, metavar="DAYS", help="copy only messages at most this old")
+    p.add_argument("--minage", type=float, metavar="DAYS", help="copy only messages at least this old")
     p.add_argument("--delete2", action="store_true", help="delete on DST what was deleted on SRC")
     p.add_argument("--force-deletes", action="store_true", help="let --delete2 delete over the guard")
     p.add_argument("--dry-run", action="store_true", help="say what would be copied; change nothing")
@@ -200,7 +202,15 @@ def _supervise(jobs: list[Job], args: argparse.Namespace) -> None:
     opts = RunOptions(
         accounts=tuple(accounts), once=True, dry_run=args.dry_run, force_deletes=args.force_deletes
     )
-    tune = {"batch_count": max(1, args.batch_messages), "batch_bytes": max(1, args.batch_bytes)}
+    tune: dict[str, Any] = {
+        "batch_count": max(1, args.batch_messages),
+        "batch_bytes": max(1, args.batch_bytes),
+    }
+    now = time.time()
+    if args.maxage is not None:
+        tune["since"] = now - args.maxage * 86400
+    if args.minage is not None:
+        tune["before"] = now - args.minage * 86400
     if args.errorsmax is not None:
         tune["max_message_errors"] = max(1, args.errorsmax)
     pairs = {job.name: folder_pairs(job.pre) for job in jobs if job.pre is not None}

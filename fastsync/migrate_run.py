@@ -126,7 +126,7 @@ class MigrateSupervisor(Supervisor):
     """The supervisor with folder pairs decided up front and tuned engine options."""
 
     def __init__(
-        self, *args: Any, pairs: dict[str, list[tuple[FolderPair, int]]], tune: dict[str, int], **kw: Any
+        self, *args: Any, pairs: dict[str, list[tuple[FolderPair, int]]], tune: dict[str, Any], **kw: Any
     ) -> None:
         super().__init__(*args, **kw)
         self.pairs = pairs

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -293,3 +294,18 @@ def test_delete2_removes_on_the_destination_what_the_source_deleted_and_only_the
         append(mig.dst, "INBOX", message(100 + i, tag="stray"))
     proc = mig.run("--delete2", expect=1)
     assert "would delete 12 of 21" in proc.stderr and len(folder_messages(mig.dst, "INBOX")) == 21
+
+
+def test_maxage_and_minage_copy_only_messages_inside_the_date_window(mig: Mig) -> None:
+    now = datetime.now(UTC)
+    c = mig.src.connect()
+    for days in (1, 10, 100, 1000):
+        body = f"Message-ID: <age{days}@t>\r\nSubject: {days} days old\r\n\r\nx\r\n".encode()
+        c.append("INBOX", body, [], now - timedelta(days=days))
+    c.logout()
+    mig.run("--maxage", "200", "--minage", "5")
+    copied = {data for _flags, data, _date in folder_messages(mig.dst, "INBOX").values()}
+    assert copied == {
+        b"Message-ID: <age10@t>\r\nSubject: 10 days old\r\n\r\nx\r\n",
+        b"Message-ID: <age100@t>\r\nSubject: 100 days old\r\n\r\nx\r\n",
+    }

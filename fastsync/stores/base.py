@@ -139,6 +139,10 @@ class Store(abc.ABC):
         """Changes since a change mark recorded earlier, where the store can tell; else None."""
         return None
 
+    def uids_in_dates(self, since: float | None, before: float | None) -> set[int] | None:
+        """UIDs whose INTERNALDATE day is within [since, before) where the store can search; else None."""
+        return None
+
     @abc.abstractmethod
     def fetch(self, uids: list[int]) -> Iterator[Fetched]:
         """Read these messages in one batch; UIDs that no longer exist are left out."""

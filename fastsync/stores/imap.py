@@ -334,6 +334,17 @@ class ImapStore(Store):
         sizes = {it.uid: it.size for it in items if it.uid > sizes_above and it.size is not None}
         return Changes(uids=set(parse_uid_set(uid_text)) if uid_text else set(), flags=flags, sizes=sizes)
 
+    def uids_in_dates(self, since: float | None, before: float | None) -> set[int] | None:
+        criteria: list[Any] = []
+        if since is not None:
+            criteria += [b"SINCE", datetime.fromtimestamp(since, UTC).date()]
+        if before is not None:
+            criteria += [b"BEFORE", datetime.fromtimestamp(before, UTC).date()]
+        if not criteria or not self._exists:
+            return None if not criteria else set()
+        with self._errors("UID SEARCH"):
+            return set(self.client.search(criteria))
+
     def fetch(self, uids: list[int]) -> Iterator[Fetched]:
         stream = FetchStream(self.client._imap)
         for chunk in uid_set_chunks(uids):
