@@ -16,7 +16,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fastsync",
         description="Fast, safe two-way IMAP <-> Maildir / IMAP sync (reads OfflineIMAP configs).",
     )
-    p.add_argument("-c", dest="config", metavar="FILE", help="config file (default ~/.fastsyncrc)")
+    p.add_argument(
+        "-c", "--config", dest="config", metavar="FILE", help="config file (default ~/.fastsyncrc)"
+    )
     p.add_argument("-a", dest="accounts", metavar="ACCOUNTS", help="comma-separated accounts to sync")
     p.add_argument(
         "-f", dest="folders", metavar="FOLDERS", help="comma-separated folders to sync (far names)"
