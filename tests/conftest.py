@@ -35,3 +35,13 @@ def imap_user(dovecot: Dovecot) -> User:
     """A new user of the session Dovecot with a random password and an empty Maildir."""
     name = f"user{next(_user_numbers)}-{secrets.token_hex(3)}"
     return dovecot.add_user(name, secrets.token_urlsafe(16))
+
+
+@pytest.fixture(scope="module")
+def slash_dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
+    """A second private Dovecot whose hierarchy separator is "/" (delimiter translation tests)."""
+    from tests.imapenv import start_slash_dovecot
+
+    server = start_slash_dovecot(tmp_path_factory.mktemp("dovecot-slash"))
+    yield server
+    server.stop()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from tests.imapenv import (
     folder_names,
     message,
     new_user,
-    start_slash_dovecot,
 )
 from tools.dovecot import Dovecot, User
 
@@ -27,11 +25,6 @@ pytestmark = pytest.mark.dovecot
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def slash_dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
-    server = start_slash_dovecot(tmp_path_factory.mktemp("dovecot-slash"))
-    yield server
-    server.stop()
 
 
 @dataclass

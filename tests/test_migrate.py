@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +24,6 @@ from tests.imapenv import (
     folder_names,
     message,
     new_user,
-    start_slash_dovecot,
 )
 from tools.corpus import CorpusSpec, generate
 from tools.dovecot import Dovecot, User
@@ -35,11 +33,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ["INBOX", "Archive/2023", "Sent", "Entwürfe", "Old Stuff"]
 
 
-@pytest.fixture(scope="module")
-def slash_dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
-    server = start_slash_dovecot(tmp_path_factory.mktemp("dovecot-slash"))
-    yield server
-    server.stop()
 
 
 @dataclass
