@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -80,11 +81,10 @@ def sync_folder(
     fst, lf = _open(far, pair.far, pair.far_exists, opts.dry_run)
     nst, ln = _open(near, pair.near, pair.near_exists, opts.dry_run)
     state = _load_state(run, fst, nst)
-    # sizes are needed for new messages and for retries (batching, maxsize)
     if lf is None:
-        lf = far.list_messages(_sizes_above(state.far_max_uid, state.retry_far) if state else 0)
+        lf = _listing(far, Side.FAR, state, state.far_modseq if state else 0, opts)
     if ln is None:
-        ln = near.list_messages(_sizes_above(state.near_max_uid, state.retry_near) if state else 0)
+        ln = _listing(near, Side.NEAR, state, state.near_modseq if state else 0, opts)
     new_far, new_near = new_messages(state, lf.flags, ln.flags)
     far_keys = near_keys = None
     if new_far and new_near:
@@ -115,6 +115,34 @@ def sync_folder(
 
 def _sizes_above(max_uid: int, retry: set[int]) -> int:
     return min(max_uid, min(retry, default=max_uid + 1) - 1)
+
+
+def _listing(store: Store, side: Side, state: FolderState | None, since: int, opts: EngineOptions) -> Listing:
+    """Every UID of the selected folder with its flags, and sizes of new ones (and retries).
+
+    With a change mark from the last sync and a store that can list by difference (CONDSTORE),
+    only what changed since is fetched; the other messages' flags are those the state
+    recorded. Not when a side is read-only: a flag change it could not take is recorded as
+    not synced, and only a full listing still shows it.
+    """
+    if state is None:
+        return store.list_messages(0)
+    if side is Side.FAR:
+        above = _sizes_above(state.far_max_uid, state.retry_far)
+    else:
+        above = _sizes_above(state.near_max_uid, state.retry_near)
+    changes = None
+    if since and opts.plan.write_far and opts.plan.write_near:
+        changes = store.list_changes(since, above)
+    if changes is None:
+        return store.list_messages(above)
+    if side is Side.FAR:
+        known = {f: fl for f, _n, fl in state.pairs.items()}
+    else:
+        known = {n: fl for _f, n, fl in state.pairs.items()}
+    changed = changes.flags
+    flags = {u: changed[u] if u in changed else known.get(u, 0) for u in changes.uids}
+    return Listing(flags=flags, sizes=changes.sizes)
 
 
 def _open(store: Store, name: str, exists: bool, dry_run: bool) -> tuple[FolderStatus, Listing | None]:
@@ -366,11 +394,16 @@ def _message_id(data: bytes) -> str:
 
 def _finish(p: Plan, fst: FolderStatus, nst: FolderStatus, run: _Run) -> None:
     st = run.state
+    far_max = max(st.far_max_uid, p.far_max_uid, run.max_new_far)
+    near_max = max(st.near_max_uid, p.near_max_uid, run.max_new_near)
+    unknown_mark = any(st.highestmodseq == 0 and s.mark_tick for st, s in ((fst, run.far), (nst, run.near)))
+    if (unknown_mark or not p.is_empty()) and not run.stats.errors:
+        fst, nst = _settled_marks(run, fst, nst, far_max, near_max)
     header = Header(
         far_validity=fst.validity,
         near_validity=nst.validity,
-        far_max_uid=max(st.far_max_uid, p.far_max_uid, run.max_new_far),
-        near_max_uid=max(st.near_max_uid, p.near_max_uid, run.max_new_near),
+        far_max_uid=far_max,
+        near_max_uid=near_max,
         far_modseq=fst.highestmodseq,
         far_uidnext=fst.uidnext,
         near_uidnext=nst.uidnext,
@@ -381,6 +414,46 @@ def _finish(p: Plan, fst: FolderStatus, nst: FolderStatus, run: _Run) -> None:
     run.record(header)
     _settle_retries(run)
     run.statefile.commit(st)
+
+
+def _settled_marks(
+    run: _Run, fst: FolderStatus, nst: FolderStatus, far_max: int, near_max: int
+) -> tuple[FolderStatus, FolderStatus]:
+    """The change marks to record after this run's own writes.
+
+    The marks read at SELECT predate our writes; recorded as they are, the next run would see
+    its own writes as a change and visit the folder once more. So: read each side's status
+    now, then list again and plan against the state as it stands; when that finds nothing to
+    do, nobody else changed the folder meanwhile and the new marks are safe to record. A
+    change made after the status was read moves the marks past it, so it is seen next run;
+    when anything is found, the old marks stay (the next run visits and does it).
+    """
+    far_now = _status_past_tick(run.far, run.pair.far)
+    near_now = _status_past_tick(run.near, run.pair.near)
+    view = FolderState(
+        far_max_uid=far_max,
+        near_max_uid=near_max,
+        retry_far=run.state.retry_far,
+        retry_near=run.state.retry_near,
+        pairs=run.state.pairs,
+    )
+    lf = _listing(run.far, Side.FAR, view, fst.highestmodseq, run.opts)
+    ln = _listing(run.near, Side.NEAR, view, nst.highestmodseq, run.opts)
+    again = plan(view, lf.flags, ln.flags, run.opts.plan)
+    _drop_unselected(again, run.far, lf, ln, run.opts)
+    if not again.is_empty() or again.guard:
+        return fst, nst
+    return far_now, near_now
+
+
+def _status_past_tick(store: Store, name: str) -> FolderStatus:
+    """Status whose change mark is trustworthy: a Maildir mark taken within the file system's
+    time granularity of the last change reads as 0 (unknown), so wait that out once."""
+    st = store.status(name)
+    if st.highestmodseq == 0 and store.mark_tick:
+        time.sleep(store.mark_tick)
+        st = store.status(name)
+    return st
 
 
 def _settle_retries(run: _Run) -> None:

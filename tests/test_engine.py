@@ -141,3 +141,54 @@ def test_a_crash_at_every_journal_step_resumes_to_the_same_result(tmp_path, befo
     for k in range(1, steps + 1):
         got = scenario(tmp_path / f"crash{k}", k, before)
         assert got == expected, f"crash at journal record {k} of {steps} (before={before}) differs"
+
+
+def state_is_current(far_root: Path, near_root: Path, state_path: Path) -> bool:
+    """Would the quick check skip this pair now (both sides' status equals the recorded marks)?"""
+    from fastsync.workers.quick import unchanged
+
+    state = StateFile(state_path, fsync=False).load()
+    assert state is not None
+    far, near = MaildirStore(far_root, fsync=False), MaildirStore(near_root, fsync=False)
+    far.connect()
+    near.connect()
+    return unchanged(state, far.status("INBOX"), near.status("INBOX"))
+
+
+def test_marks_recorded_after_its_own_writes_let_the_next_run_skip_the_folder(tmp_path):
+    far_root, near_root = tmp_path / "far", tmp_path / "near"
+    make_side(far_root, "far", 20)
+    state_path = tmp_path / "INBOX.state"
+    run(far_root, near_root, StateFile(state_path, fsync=False))
+    assert state_is_current(far_root, near_root, state_path)
+    change_both(far_root, near_root)
+    assert not state_is_current(far_root, near_root, state_path)
+    stats = run(far_root, near_root, StateFile(state_path, fsync=False))
+    assert stats.to_far and stats.to_near and stats.del_far and stats.del_near
+    assert state_is_current(far_root, near_root, state_path)
+
+
+class DeliveryDuringSettle(MaildirStore):
+    """A near store where a mail delivery lands right after the engine's closing status()."""
+
+    def status(self, name: str):  # type: ignore[no-untyped-def]
+        st = super().status(name)
+        if not getattr(self, "delivered", False):
+            self.delivered = True
+            (self._root / name / "new" / "1800000000.late.host").write_bytes(msg(999, "late"))
+        return st
+
+
+def test_a_change_by_someone_else_during_the_run_is_not_hidden_by_the_closing_marks(tmp_path):
+    far_root, near_root = tmp_path / "far", tmp_path / "near"
+    make_side(far_root, "far", 5)
+    state_path = tmp_path / "INBOX.state"
+    far, near = MaildirStore(far_root, fsync=False), DeliveryDuringSettle(near_root, fsync=False)
+    far.connect()
+    near.connect()
+    pair = FolderPair("INBOX", "INBOX", True, False)
+    stats = sync_folder(far, near, pair, StateFile(state_path, fsync=False), EngineOptions(), lambda *a: None)
+    assert stats.to_near == 5 and near.delivered
+    assert not state_is_current(far_root, near_root, state_path)  # the next run looks again
+    again = run(far_root, near_root, StateFile(state_path, fsync=False))
+    assert again.to_far == 1

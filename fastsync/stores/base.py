@@ -98,6 +98,10 @@ class Changes(msgspec.Struct):
 class Store(abc.ABC):
     """A mail store. Not thread-safe; one instance per connection, used by one process."""
 
+    # Seconds after a change during which the change mark in status() reads 0 (unknown),
+    # because a second change within that time might not move it (Maildir: mtime granularity).
+    mark_tick: float = 0.0
+
     @abc.abstractmethod
     def connect(self) -> None:
         """Open the store (log in). AccountError when refused, StoreError when unreachable."""

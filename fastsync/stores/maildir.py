@@ -86,6 +86,8 @@ class _Folder:
 class MaildirStore(Store):
     """A Maildir tree under ``root``; ``sep`` "/" nests folders, any other sep keeps them flat."""
 
+    mark_tick = mio.TICK_NS / 1e9
+
     def __init__(
         self,
         root: Path | str,

@@ -6,10 +6,9 @@ HIGHESTMODSEQ, Maildir newest mtime of new/ and cur/) equals what the state reco
 sync also requires both change marks; a quick one does not. Anything unknown (no state, a
 folder not yet created, a status error) keeps the pair.
 
-The engine records each side's status as it was when the folder was opened, before its own
-writes; so a folder fastsync wrote to is visited once more by the next quick sync (which
-finds nothing to do and records settled marks). Recording the status after the writes
-instead could hide a change made by someone else meanwhile.
+After writing to a folder, the engine records the marks read after its writes only when a
+second listing shows that nobody else changed the folder meanwhile (engine._settled_marks);
+otherwise it keeps the marks read when the folder was opened, and the next run visits it.
 """
 
 from __future__ import annotations
