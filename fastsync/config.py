@@ -104,6 +104,7 @@ class AccountConfig(msgspec.Struct, frozen=True, kw_only=True):
     newmail_hook: str | None = None  # shell command run after a sync that brought new mail near
     max_delete_percent: int = 50
     maxsize: int | None = None
+    splitthreshold: int = 20000  # new far messages at which a folder is copied in UID ranges; 0: never
 
 
 class Config(msgspec.Struct, frozen=True, kw_only=True):
@@ -253,6 +254,7 @@ ACCOUNT_OPTIONS: dict[str, Conv] = {
     "newmail_hook": _nonempty,
     "max_delete_percent": _int(0, 100),
     "maxsize": _int(1),
+    "splitthreshold": _int(0),
 }
 _REPO_COMMON: dict[str, Conv] = {
     "type": _nonempty,

@@ -113,6 +113,33 @@ def sync_folder(
     return run.stats
 
 
+def copy_range(
+    far: Store,
+    near: Store,
+    pair: FolderPair,
+    statefile: StateFile,
+    uids: tuple[int, int],
+    opts: EngineOptions,
+    report: Report,
+) -> FolderStats:
+    """Copy the far messages with UIDs in ``uids`` (lo, hi) to near, pairs into ``statefile``
+    (a part state: workers/split.py says when this is safe). Resumes: UIDs the part state
+    already pairs are skipped. UIDs that do not exist are simply not there."""
+    run = _Run(far, near, pair, statefile, opts, report)
+    fst = far.select(pair.far)
+    nst = near.select(pair.near)
+    state = statefile.load()
+    if state is None or (state.far_validity, state.near_validity) != (fst.validity, nst.validity):
+        state = FolderState(far_validity=fst.validity, near_validity=nst.validity)
+        statefile.commit(state)
+    run.state = state
+    lo, hi = uids
+    done = state.pairs
+    _copy(run, far, near, [u for u in range(lo, hi + 1) if u not in done], Side.NEAR, gaps=True)
+    statefile.commit(state)
+    return run.stats
+
+
 def _sizes_above(max_uid: int, retry: set[int]) -> int:
     return min(max_uid, min(retry, default=max_uid + 1) - 1)
 
@@ -268,11 +295,12 @@ def _apply_flags(p: Plan, run: _Run) -> None:
         run.record(FlagsSet(items=p.synced_flags))
 
 
-def _copy(run: _Run, src: Store, dst: Store, uids: list[int], to: Side) -> None:
+def _copy(run: _Run, src: Store, dst: Store, uids: list[int], to: Side, *, gaps: bool = False) -> None:
     """Copy messages src -> dst: one streaming fetch, stored and paired in capped chunks.
 
     Each chunk is made durable (dst.flush) before the journal record that pairs it.
-    Messages that vanished from src since the listing are simply not copied.
+    Messages that vanished from src since the listing are simply not copied (and retried
+    next run), unless ``gaps``: ``uids`` is a range that need not all exist.
     """
     if not uids:
         return
@@ -289,7 +317,7 @@ def _copy(run: _Run, src: Store, dst: Store, uids: list[int], to: Side) -> None:
             chunk, chunk_bytes = [], 0
     if chunk:
         _commit_chunk(run, dst, chunk, to, progress)
-    if wanted:
+    if wanted and not gaps:
         # Expunged meanwhile, or a response that did not parse: either way not copied, and
         # not to be forgotten (their UIDs are below the max UID recorded at the end).
         missing = sorted(wanted)

@@ -136,11 +136,14 @@ class MigrateSupervisor(Supervisor):
         spec = super()._spec(account, wid)
         return msgspec.structs.replace(spec, engine=msgspec.structs.replace(spec.engine, **self.tune))
 
-    async def _await_discovery(self, run: Any) -> list[tuple[FolderPair, int]] | None:
+    async def _await_discovery(
+        self, run: Any
+    ) -> tuple[list[tuple[FolderPair, int]], dict[str, list[tuple[int, int]]]] | None:
         # The worker's own discovery still runs (it logs in both sides and finds nothing,
-        # as the source folderfilter keeps no folder); the pairs are the ones mapped here.
+        # as the source folderfilter keeps no folder); the pairs are the ones mapped here,
+        # each copied by one worker (no range copies).
         got = await super()._await_discovery(run)
-        return None if got is None else self.pairs[run.account.name]
+        return None if got is None else (self.pairs[run.account.name], {})
 
 
 @dataclass

@@ -69,7 +69,7 @@ class _Pool:
     jobs: Any
     inbox: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
     procs: dict[int, Any] = field(default_factory=dict)
-    busy: dict[int, FolderPair] = field(default_factory=dict)
+    busy: dict[int, tuple[FolderPair, int]] = field(default_factory=dict)  # worker -> (pair, part)
     summary: AccountSummary = field(default_factory=lambda: AccountSummary(name=""))
     stale: bool = False  # the config changed (SIGHUP): the workers' copy of it is old
 
@@ -449,14 +449,16 @@ class Supervisor:
             if not pool.procs:
                 self._spawn(pool)
             pool.jobs.put(ev.job_encoder.encode(ev.Discover(quick=quick)))
-            pairs = await self._await_discovery(pool)
-            if pairs is not None:
-                await self._run_jobs(pool, pairs)
+            found = await self._await_discovery(pool)
+            if found is not None:
+                await self._run_jobs(pool, *found)
         finally:
             if not account.remote.holdconnectionopen or self.stopping or summary.failed:
                 await self._shutdown_pool(pool)
 
-    async def _await_discovery(self, pool: _Pool) -> list[tuple[FolderPair, int]] | None:
+    async def _await_discovery(
+        self, pool: _Pool
+    ) -> tuple[list[tuple[FolderPair, int]], dict[str, list[tuple[int, int]]]] | None:
         name = pool.account.name
         while True:
             e = await pool.inbox.get()
@@ -464,7 +466,7 @@ class Supervisor:
                 for w in e.warnings:
                     self.ui.warn(f"account {name}: {w}")
                 self.ui.event(name, e)
-                return sorted(zip(e.pairs, e.sizes, strict=True), key=lambda ps: -ps[1])
+                return sorted(zip(e.pairs, e.sizes, strict=True), key=lambda ps: -ps[1]), e.ranges
             if isinstance(e, ev.JobFailed):
                 pool.summary.failed = e.scope != "interrupted"
                 pool.summary.interrupted = e.scope == "interrupted"
@@ -486,30 +488,58 @@ class Supervisor:
                 return None
             self.ui.event(name, e)
 
-    async def _run_jobs(self, pool: _Pool, pairs: list[tuple[FolderPair, int]]) -> None:
+    async def _run_jobs(
+        self, pool: _Pool, pairs: list[tuple[FolderPair, int]], ranges: dict[str, list[tuple[int, int]]]
+    ) -> None:
+        """Queue the jobs and follow them to the end. A folder with ``ranges`` is copied by
+        CopyRange jobs first (workers/split.py); its SyncFolder job is queued when the last
+        of them has ended, however it ended: that sync copies whatever they did not."""
         account = pool.account
+        parts_left: dict[str, int] = {}
+        for pair, _size in pairs:
+            for part, (lo, hi) in enumerate(ranges.get(pair.far, ()), 1):
+                pool.jobs.put(ev.job_encoder.encode(ev.CopyRange(pair=pair, lo=lo, hi=hi, part=part)))
+                parts_left[pair.far] = part
         for pair, size in pairs:
-            pool.jobs.put(ev.job_encoder.encode(ev.SyncFolder(pair=pair, size=size)))
-        want = min(max(1, account.remote.maxconnections), len(pairs))
+            if pair.far not in parts_left:
+                pool.jobs.put(ev.job_encoder.encode(ev.SyncFolder(pair=pair, size=size)))
+        want = min(max(1, account.remote.maxconnections), len(pairs) + sum(parts_left.values()))
         while len(pool.procs) < want:
             self._spawn(pool)
         pending = {p.far for p, _ in pairs}
         requeued: set[str] = set()
         by_far = {p.far: (p, s) for p, s in pairs}
+
+        def part_ended(far: str) -> None:
+            parts_left[far] -= 1
+            if not parts_left[far]:
+                pair, size = by_far[far]
+                pool.jobs.put(ev.job_encoder.encode(ev.SyncFolder(pair=pair, size=size)))
+
         while pending and pool.procs:
             e = await pool.inbox.get()
             if isinstance(e, ev.JobStarted):
-                pool.busy[e.worker] = by_far[e.folder][0]
+                pool.busy[e.worker] = (by_far[e.folder][0], e.part)
             elif isinstance(e, ev.JobDone):
                 pool.busy.pop(e.worker, None)
-                pending.discard(e.folder)
                 pool.summary.stats.add(e.stats)
-                pool.summary.folders += 1
+                if e.part:
+                    part_ended(e.folder)
+                else:
+                    pending.discard(e.folder)
+                    pool.summary.folders += 1
             elif isinstance(e, ev.JobFailed):
                 pool.busy.pop(e.worker, None)
-                self._job_failed(pool, e, pending)
+                if e.part and e.scope == "folder":
+                    self.ui.warn(
+                        f"account {account.name}: folder {e.folder!r}: range copy {e.part} failed: "
+                        f"{e.message}; the folder's sync copies the rest"
+                    )
+                    part_ended(e.folder)
+                else:
+                    self._job_failed(pool, e, pending)
             elif isinstance(e, WorkerDied):
-                self._worker_died(pool, e, pending, requeued, by_far)
+                self._worker_died(pool, e, pending, requeued, by_far, part_ended)
                 continue
             self.ui.event(account.name, e)
 
@@ -534,18 +564,25 @@ class Supervisor:
         pending: set[str],
         requeued: set[str],
         by_far: dict[str, tuple[FolderPair, int]],
+        part_ended: Callable[[str], None],
     ) -> None:
         name = pool.account.name
         pool.procs.pop(e.worker, None)
         self.pools.pop(e.worker, None)
         self.ui.worker_exited(name, e.worker)
-        pair = pool.busy.pop(e.worker, None)
+        pair, part = pool.busy.pop(e.worker, (None, 0))
         if self.stopping:
             pool.summary.interrupted = True
             if not pool.procs:
                 pending.clear()
             return
-        if pair is not None and pair.far in pending:
+        if pair is not None and part:
+            self.ui.warn(
+                f"account {name}: worker died (exit {e.exitcode}) on range copy {part} of "
+                f"{pair.far!r}; the folder's sync copies the rest"
+            )
+            part_ended(pair.far)
+        elif pair is not None and pair.far in pending:
             if pair.far in requeued:
                 pending.discard(pair.far)
                 pool.summary.folders_failed += 1

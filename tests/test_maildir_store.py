@@ -516,3 +516,39 @@ def test_readonly_folder_with_unnumbered_files_gets_a_fresh_validity(root: Path)
     assert fresh != on_disk  # memory-only UIDs must not be trusted by the next run
     assert r2.select("INBOX").validity == fresh  # but are stable within this one
     assert len(r2.list_messages(0).flags) == 2
+
+
+def test_stores_appending_to_one_folder_at_once_never_share_a_uid(root: Path) -> None:
+    """Range copies of a huge folder append from several processes: the UID reservation
+    re-reads the counter under a lock, so a store's stale view cannot hand out a used UID."""
+    a, b = open_store(root), open_store(root)
+    a.create_folder("INBOX")
+    a.select("INBOX")
+    b.select("INBOX")  # both now believe the next UID is 1
+    got = a.append([msg(i) for i in range(3)]) + b.append([msg(10 + i) for i in range(3)])
+    got += a.append([msg(20)])
+    assert len(set(got)) == 7
+    fresh = open_store(root)
+    fresh.select("INBOX")
+    assert sorted(fresh.list_messages(0).flags) == sorted(u for u in got if u is not None)
+
+
+def test_concurrent_processes_reserving_uids_get_disjoint_blocks(root: Path) -> None:
+    import multiprocessing
+
+    s = open_store(root)
+    s.create_folder("INBOX")
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(4) as pool:
+        blocks = pool.starmap(_append_some, [(str(root), k) for k in range(8)])
+    uids = [u for block in blocks for u in block]
+    assert len(uids) == 8 * 20 and len(set(uids)) == len(uids)
+
+
+def _append_some(root: str, k: int) -> list[int | None]:
+    s = open_store(Path(root))
+    s.select("INBOX")
+    out: list[int | None] = []
+    for j in range(4):
+        out += s.append([msg(100 * k + 5 * j + i) for i in range(5)])
+    return out

@@ -552,3 +552,61 @@ def test_lock_is_free_after_the_holder_exits_without_releasing(tmp_path: Path) -
 def test_lock_is_exclusive_within_one_process_too(tmp_path: Path) -> None:
     with AccountLock(tmp_path, "acct"), pytest.raises(LockedError, match=f"pid {os.getpid()}"):
         AccountLock(tmp_path, "acct").acquire()
+
+
+# -- part states (range copies of a huge folder) -----------------------------------------
+
+
+def _part(path: Path, k: int, pairs: list[tuple[int, int, int]], journaled: list[tuple[int, int, int]]) -> None:
+    from fastsync.state import part_path
+
+    sf = StateFile(part_path(path, k), fsync=False)
+    sf.commit(state_with(pairs, far_validity=7, near_validity=9))
+    if journaled:
+        sf.journal(Paired(pairs=journaled))
+
+
+def test_parts_are_merged_on_load_and_removed_after_the_next_commit(tmp_path: Path) -> None:
+    path = tmp_path / "f.state"
+    _part(path, 1, [(1, 101, 0)], [(2, 102, 1)])
+    _part(path, 2, [(5, 105, 0)], [])
+    sf = StateFile(path, fsync=False)
+    state = sf.load()
+    assert state is not None
+    assert (state.far_validity, state.near_validity) == (7, 9)
+    assert sorted(state.pairs.items()) == [(1, 101, 0), (2, 102, 1), (5, 105, 0)]
+    assert state.far_max_uid == 0  # what the parts did not copy is still new
+    sf.journal(Unpaired(far_uids=[5]))  # the main journal extends the merged state
+    again = StateFile(path, fsync=False).load()
+    assert again is not None and sorted(again.pairs.items()) == [(1, 101, 0), (2, 102, 1)]
+    sf.commit(again)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.state"]
+    final = StateFile(path, fsync=False).load()
+    assert final is not None and sorted(final.pairs.items()) == [(1, 101, 0), (2, 102, 1)]
+
+
+def test_a_part_merged_twice_after_a_crash_before_its_removal_adds_nothing(tmp_path: Path) -> None:
+    from fastsync.state import part_path
+
+    path = tmp_path / "f.state"
+    _part(path, 1, [(1, 101, 0), (2, 102, 0)], [])
+    sf = StateFile(path, fsync=False)
+    state = sf.load()
+    assert state is not None
+    state.pairs.set_flags(1, 4)
+    sf.commit(state)
+    _part(path, 1, [(1, 101, 0), (2, 102, 0)], [])  # as if the removal had not happened
+    assert part_path(path, 1).exists()
+    merged = StateFile(path, fsync=False).load()
+    assert merged is not None and sorted(merged.pairs.items()) == [(1, 101, 4), (2, 102, 0)]
+
+
+def test_a_part_of_other_uidvalidities_or_unreadable_adds_nothing(tmp_path: Path) -> None:
+    from fastsync.state import part_path
+
+    path = tmp_path / "f.state"
+    StateFile(path, fsync=False).commit(state_with([(1, 101, 0)], far_validity=8, near_validity=9))
+    _part(path, 1, [(2, 102, 0)], [])  # far validity 7: another folder generation
+    part_path(path, 2).write_bytes(b"garbage")
+    state = StateFile(path, fsync=False).load()
+    assert state is not None and sorted(state.pairs.items()) == [(1, 101, 0)]

@@ -257,3 +257,45 @@ def test_sync_killed_mid_way_then_resumed_has_no_duplicates_and_loses_nothing(en
     env.run()
     assert_sides_equal(env, ["INBOX"])
     assert len(env.local_folder("INBOX")) == 1500
+
+
+def test_huge_folder_is_copied_in_uid_ranges_by_several_workers_and_merged_into_one_state(env):
+    generate(env.user.maildir, CorpusSpec(folders=["INBOX", "Small"], messages=640, seed=5, size_mix="small"))
+    env.account_opts["splitthreshold"] = "100"
+    env.remote_opts["maxconnections"] = "3"
+    out = env.run("-u", "Noninteractive.Basic").stdout
+    parts = [ln for ln in out.splitlines() if "'INBOX' (range copy" in ln]
+    assert len(parts) >= 2, out
+    assert_sides_equal(env, ["INBOX", "Small"])
+    inbox = env.server_folder("INBOX")
+    assert len(inbox) >= 300 and len(env.local_folder("INBOX")) == len(inbox)
+    state_files = sorted(p.name for p in (env.metadata / "Account-Test").iterdir())
+    assert not [n for n in state_files if ".part" in n], state_files
+    again = env.run().stdout
+    assert "copied 0 far->near and 0 near->far, flags changed 0, deleted 0, errors 0" in again
+
+
+def test_range_copies_killed_mid_way_then_resumed_have_no_duplicates(env):
+    generate(env.user.maildir, CorpusSpec(folders=["INBOX"], messages=1500, seed=4, size_mix="small"))
+    env.account_opts["splitthreshold"] = "200"
+    env.remote_opts["maxconnections"] = "3"
+    env.write_config()
+    cmd = [sys.executable, "-m", "fastsync", "-c", str(env.config), "-o", "-u", "Noninteractive.Quiet"]
+    proc = subprocess.Popen(
+        cmd, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)), start_new_session=True, stdin=subprocess.DEVNULL
+    )
+    cur = env.maildir / "INBOX" / "cur"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if cur.is_dir() and sum(1 for _ in cur.iterdir()) >= 300:
+            break
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert sum(1 for _ in cur.iterdir()) < 1500, "finished before it could be interrupted"
+    parts = [p.name for p in (env.metadata / "Account-Test").iterdir() if ".part" in p.name]
+    assert parts, "the range copies left no part state to resume from"
+    env.run()
+    assert_sides_equal(env, ["INBOX"])
+    assert len(env.local_folder("INBOX")) == 1500
+    assert not [p for p in (env.metadata / "Account-Test").iterdir() if ".part" in p.name]

@@ -19,7 +19,7 @@ from fastsync.state.records import (
     apply_record,
     header_of,
 )
-from fastsync.state.statefile import StateCorrupt, StateFile, StateTooNew
+from fastsync.state.statefile import StateCorrupt, StateFile, StateTooNew, part_path
 
 __all__ = [
     "AccountLock",
@@ -38,5 +38,6 @@ __all__ = [
     "account_dir",
     "apply_record",
     "header_of",
+    "part_path",
     "state_path",
 ]

@@ -9,6 +9,11 @@ ignored and cut off before the next append.
 
 Files are 0600; nothing here deletes a state it could not read: after a corrupt load, the
 next journal() or commit() moves the unreadable files aside (``.corrupt``) before writing.
+
+Part states (``<path>.part<k>``, each a StateFile of its own) hold the pairs recorded by the
+range copies of a huge folder (workers/split.py). load() merges them into the state before
+replaying the journal; the next commit() makes them part of the snapshot, and only then are
+they removed. A part whose UIDVALIDITYs differ from the state's adds nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import secrets
+import time
 from pathlib import Path
 
 from fastsync.errors import FolderError
@@ -52,6 +59,28 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+def part_path(path: Path, part: int) -> Path:
+    """The state file of range copy ``part`` (1, 2, ...) of the folder pair whose state is ``path``."""
+    return path.with_name(f"{path.name}.part{part}")
+
+
+_listing_cache: dict[Path, tuple[int, list[str]]] = {}
+
+
+def _names_in(directory: Path) -> list[str]:
+    """The names in a state directory, listed again only when it changed (loads of many
+    folder pairs in one directory would otherwise list it once each)."""
+    try:
+        stamp = os.stat(directory).st_mtime_ns
+    except FileNotFoundError:
+        return []
+    cached = _listing_cache.get(directory)
+    if cached is None or cached[0] != stamp or time.time_ns() - stamp < 50_000_000:
+        cached = (stamp, os.listdir(directory))
+        _listing_cache[directory] = cached
+    return cached[1]
+
+
 def _read(path: Path) -> bytes | None:
     try:
         with open(path, "rb") as f:
@@ -78,6 +107,7 @@ class StateFile:
         self._journal_valid = False  # the journal on disk extends _token and may be appended to
         self._corrupt = False  # the last load failed: files on disk are unreadable
         self._too_new: StateTooNew | None = None
+        self._parts: list[Path] = []  # part states merged by load(); removed after the next commit
 
     # -- reading ---------------------------------------------------------------------
 
@@ -90,8 +120,10 @@ class StateFile:
         """
         self.close()
         self._token, self._journal_valid, self._corrupt, self._too_new = None, False, False, None
+        self._parts = []
         try:
             state, token = self._load_snapshot()
+            state = self._merge_parts(state)
             state = self._replay(state, token)
         except StateCorrupt:
             self._token, self._corrupt = _NO_SNAPSHOT, True
@@ -118,6 +150,37 @@ class StateFile:
             raise StateCorrupt(
                 f"state {self.path} is corrupt ({e}); the folder pair will be re-paired by content"
             ) from e
+
+    def _merge_parts(self, state: FolderState | None) -> FolderState | None:
+        pattern = re.compile(re.escape(self.path.name) + r"\.part\d+")
+        names = sorted(n for n in _names_in(self.path.parent) if pattern.fullmatch(n))
+        for name in names:
+            path = self.path.parent / name
+            self._parts.append(path)
+            try:
+                part = StateFile(path, self.fsync).load()
+            except FolderError as e:  # an unreadable part only loses pairs: they are re-paired by content
+                log.warning("ignoring part state: %s", e)
+                continue
+            if part is None:
+                continue
+            if state is None:
+                state = FolderState(far_validity=part.far_validity, near_validity=part.near_validity)
+            if (part.far_validity, part.near_validity) != (state.far_validity, state.near_validity):
+                log.info("ignoring part state %s: it belongs to other UIDVALIDITYs", path)
+                continue
+            pairs = state.pairs
+            for far_uid, near_uid, flags in part.pairs.items():
+                # already there when a crash came between the commit and the removal of the parts
+                if far_uid not in pairs and pairs.far_of_near(near_uid) is None:
+                    pairs.add(far_uid, near_uid, flags)
+        return state
+
+    def _remove_parts(self) -> None:
+        for path in self._parts:
+            for p in (path, path.with_name(path.name + ".journal"), path.with_name(path.name + ".new")):
+                p.unlink(missing_ok=True)
+        self._parts = []
 
     def _replay(self, state: FolderState | None, token: int) -> FolderState | None:
         data = _read(self.journal_path)
@@ -226,6 +289,7 @@ class StateFile:
             self._token = token
             self._journal_valid = False
             self.journal_path.unlink(missing_ok=True)
+            self._remove_parts()  # their pairs are in the snapshot now
         except OSError as e:
             with contextlib.suppress(OSError):
                 self.new_path.unlink(missing_ok=True)
@@ -237,6 +301,7 @@ class StateFile:
         try:
             for p in (self.path, self.journal_path, self.new_path):
                 p.unlink(missing_ok=True)
+            self._remove_parts()
             if self.fsync and self.path.parent.is_dir():
                 _fsync_dir(self.path.parent)
         except OSError as e:

@@ -23,6 +23,7 @@ content rather than trust them (a dry run commits no state, so it needs no such 
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 import os
 import secrets
@@ -416,11 +417,12 @@ class MaildirStore(Store):
                 text = f.read(256)
         except FileNotFoundError:
             validity = secrets.randbelow(_MAX_UID) + 1
-            if self._writes:
-                self._write_uidvalidity(folder, validity, 1)
-            else:
+            if not self._writes:
                 self._mem_uidvalidity[folder] = (validity, 1)
-            return validity, 1
+                return validity, 1
+            if self._create_uidvalidity(folder, validity):
+                return validity, 1
+            return self._uidvalidity(folder)  # another process created it first: theirs holds
         except OSError as e:
             raise FolderError(f"{self._label}: cannot read {path!r}: {mio.reason(e)}") from e
         lines = text.split(b"\n")
@@ -434,6 +436,32 @@ class MaildirStore(Store):
                 "removing it renumbers the folder"
             )
         return validity, nxt
+
+    def _create_uidvalidity(self, folder: str, validity: int) -> bool:
+        """Create the uidvalidity file unless it exists (False then): written aside, then
+        linked into place, which fails rather than replace a file another process created."""
+        path = os.path.join(folder, UIDVALIDITY_FILE)
+        tmp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(tmp, _CREATE, 0o600)
+            try:
+                os.fchmod(fd, 0o600)
+                mio.write_all(fd, f"{validity}\n1\n".encode())
+                if self._fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            if self._fsync:
+                mio.fsync_dir(folder)
+            return True
+        except OSError as e:
+            raise FolderError(f"{self._label}: cannot write {path!r}: {mio.reason(e)}") from e
+        finally:
+            mio.discard(tmp)
 
     def _write_uidvalidity(self, folder: str, validity: int, nxt: int) -> None:
         """Replace the uidvalidity file atomically (tmp, fsync, rename, fsync dir)."""
@@ -458,17 +486,38 @@ class MaildirStore(Store):
 
     def _reserve(self, sel: _Folder, n: int) -> int:
         """Reserve ``n`` UIDs (on disk, before any file carries them); return the first."""
-        first = sel.next_uid
+        if not self._writes:
+            first = self._check_room(sel, sel.next_uid, n)
+            sel.next_uid = first + n
+            self._mem_uidvalidity[sel.dir] = (sel.validity, sel.next_uid)
+            return first
+        # Range copies of one huge folder run in several processes at once: the read, the
+        # reservation and the write happen under a lock on the folder directory.
+        try:
+            lock = os.open(sel.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as e:
+            raise FolderError(f"{self._label}: cannot open folder {sel.name!r}: {mio.reason(e)}") from e
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            validity, on_disk = self._uidvalidity(sel.dir)
+            if validity != sel.validity:
+                raise FolderError(
+                    f"{self._label}: folder {sel.name!r} was renumbered while in use "
+                    f"(UIDVALIDITY {sel.validity} -> {validity})"
+                )
+            first = self._check_room(sel, max(sel.next_uid, on_disk), n)
+            sel.next_uid = first + n
+            self._write_uidvalidity(sel.dir, sel.validity, sel.next_uid)
+        finally:
+            os.close(lock)  # releases the lock
+        return first
+
+    def _check_room(self, sel: _Folder, first: int, n: int) -> int:
         if first + n - 1 > _MAX_UID:
             raise FolderError(
                 f"{self._label}: folder {sel.name!r} has used up its UIDs; removing "
                 f"{UIDVALIDITY_FILE} there renumbers it"
             )
-        sel.next_uid = first + n
-        if self._writes:
-            self._write_uidvalidity(sel.dir, sel.validity, sel.next_uid)
-        else:
-            self._mem_uidvalidity[sel.dir] = (sel.validity, sel.next_uid)
         return first
 
     def _scan(self, sel: _Folder) -> list[tuple[str, os.DirEntry[str]]]:

@@ -58,8 +58,9 @@ class BasicUI(UI):
             self.progress.finish(account, e.worker)
             if isinstance(e, ev.JobDone) and e.changed:
                 s = e.stats
+                what = f"{e.folder!r} (range copy {e.part})" if e.part else repr(e.folder)
                 self.line(
-                    f"account {account}: {e.folder!r}: {s.to_near} ->near, {s.to_far} ->far, "
+                    f"account {account}: {what}: {s.to_near} ->near, {s.to_far} ->far, "
                     f"{s.flags_far + s.flags_near} flags, {s.del_far + s.del_near} deleted"
                 )
 

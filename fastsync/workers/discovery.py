@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastsync.config import AccountConfig, ImapRepo, MaildirRepo
 from fastsync.errors import FolderError
 from fastsync.folders import FolderPair, compile_expr, map_folders
-from fastsync.stores.base import Store
+from fastsync.state import StateFile, state_path
+from fastsync.stores.base import FolderStatus, Store
 from fastsync.workers.quick import changed_pairs
+from fastsync.workers.split import split_ranges
 
 
 def _where(config_path: str, repo: ImapRepo | MaildirRepo) -> str:
@@ -25,12 +28,15 @@ def discover(
     *,
     metadata: str | None = None,
     quick: bool = False,
-) -> tuple[list[FolderPair], list[int], list[str]]:
-    """Folder pairs to sync (with far sizes for scheduling) and warnings.
+    split: tuple[int, int] = (0, 1),
+) -> tuple[list[FolderPair], list[int], list[str], dict[str, list[tuple[int, int]]]]:
+    """Folder pairs to sync (with far sizes for scheduling), warnings, and UID ranges.
 
     ``only`` (from ``-f``) keeps the pairs whose far name is listed. With ``metadata``, pairs
     whose cheap status shows no change since the last sync are left out without being
     selected (quick.changed_pairs; ``quick`` also trusts sides that have no change mark).
+    ``split`` (threshold, connections): folders to copy in UID ranges by several workers
+    (workers/split.py), by far name; their near folders are created here.
     """
     remote, local = account.remote, account.local
     where_far, where_near = _where(config_path, remote), _where(config_path, local)
@@ -68,4 +74,36 @@ def discover(
         pairs, sizes = changed_pairs(
             far, near, pairs, sizes, metadata, account.name, require_marks=not quick, far_status=far_status
         )
-    return pairs, sizes, warnings
+    ranges: dict[str, list[tuple[int, int]]] = {}
+    if metadata is not None and split[0] > 0:
+        for i, (pair, size) in enumerate(zip(pairs, sizes, strict=True)):
+            if size >= split[0] and pair.far_exists:
+                try:
+                    found = _ranges(far, near, pair, far_status, metadata, account.name, split)
+                except FolderError as e:
+                    warnings.append(str(e))
+                    continue
+                if found:
+                    ranges[pair.far] = found
+                    pairs[i] = FolderPair(pair.far, pair.near, True, True)
+    return pairs, sizes, warnings, ranges
+
+
+def _ranges(
+    far: Store,
+    near: Store,
+    pair: FolderPair,
+    far_status: dict[str, FolderStatus],
+    metadata: str,
+    account: str,
+    split: tuple[int, int],
+) -> list[tuple[int, int]]:
+    fst = far_status.get(pair.far) or far.status(pair.far)
+    nst = near.status(pair.near) if pair.near_exists else None
+    state = StateFile(state_path(Path(metadata), account, pair.far, pair.near)).load() if nst else None
+    found = split_ranges(fst, nst, state, *split)
+    if found and not pair.near_exists:
+        # Created (with its UIDVALIDITY) here, once: the range jobs then only add to it.
+        near.create_folder(pair.near)
+        near.status(pair.near)
+    return found

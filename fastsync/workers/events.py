@@ -49,11 +49,22 @@ class SyncFolder(_Tagged):
     size: int = 0
 
 
+class CopyRange(_Tagged):
+    """Copy the far messages with UIDs ``lo``..``hi`` of a folder to near, recording the pairs
+    in the folder's part state ``part`` (1, 2, ...). Several run at once on a huge folder;
+    its SyncFolder job follows them and merges their state (see workers/split.py)."""
+
+    pair: FolderPair
+    lo: int
+    hi: int
+    part: int
+
+
 class Stop(_Tagged):
     pass
 
 
-Job = Discover | SyncFolder | Stop
+Job = Discover | SyncFolder | CopyRange | Stop
 
 
 # -- events (worker -> supervisor) ----------------------------------------------------------
@@ -67,11 +78,13 @@ class Discovered(_Tagged):
     pairs: list[FolderPair]
     sizes: list[int]
     warnings: list[str] = msgspec.field(default_factory=list)
+    ranges: dict[str, list[tuple[int, int]]] = msgspec.field(default_factory=dict)  # far name -> UID ranges
 
 
 class JobStarted(_Tagged):
     worker: int
     folder: str
+    part: int = 0  # a CopyRange part; 0: the folder's sync
 
 
 class Progress(_Tagged):
@@ -95,6 +108,7 @@ class JobDone(_Tagged):
     folder: str
     stats: FolderStats
     changed: bool = True
+    part: int = 0
 
 
 class JobFailed(_Tagged):
@@ -102,6 +116,7 @@ class JobFailed(_Tagged):
     folder: str
     scope: str  # "folder", "account"
     message: str
+    part: int = 0
 
 
 class Beat(_Tagged):

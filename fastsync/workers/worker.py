@@ -19,10 +19,10 @@ from typing import Any
 import msgspec
 
 from fastsync.config import AccountConfig
-from fastsync.engine import EngineOptions, sync_folder
+from fastsync.engine import EngineOptions, copy_range, sync_folder
 from fastsync.errors import AccountError, ConnectionLimit, FastsyncError, FolderError, StoreError
 from fastsync.folders import FolderPair, load_pythonfile
-from fastsync.state import StateFile, state_path
+from fastsync.state import StateFile, part_path, state_path
 from fastsync.stores import make_store
 from fastsync.stores.base import Store
 from fastsync.workers import detach_from_supervisor
@@ -123,27 +123,40 @@ class Worker:
 
     def handle(self, job: ev.Job) -> None:
         wid = self.spec.worker
-        name = job.pair.far if isinstance(job, ev.SyncFolder) else ""
+        name = job.pair.far if isinstance(job, ev.SyncFolder | ev.CopyRange) else ""
+        part = job.part if isinstance(job, ev.CopyRange) else 0
         try:
             if isinstance(job, ev.Discover):
-                pairs, sizes, warnings = self.discover_with_retry(job.quick)
-                self.emit(ev.Discovered(worker=wid, pairs=pairs, sizes=sizes, warnings=warnings))
-            elif isinstance(job, ev.SyncFolder):
+                pairs, sizes, warnings, ranges = self.discover_with_retry(job.quick)
+                self.emit(
+                    ev.Discovered(worker=wid, pairs=pairs, sizes=sizes, warnings=warnings, ranges=ranges)
+                )
+            elif isinstance(job, ev.SyncFolder | ev.CopyRange):
                 if not self.connect_or_give_back(job):
                     return
-                self.emit(ev.JobStarted(worker=wid, folder=name))
-                stats = self.sync_with_retry(job.pair)
-                self.emit(ev.JobDone(worker=wid, folder=name, stats=stats, changed=stats.changed()))
+                self.emit(ev.JobStarted(worker=wid, folder=name, part=part))
+                stats = self.sync_with_retry(job)
+                self.emit(
+                    ev.JobDone(worker=wid, folder=name, stats=stats, changed=stats.changed(), part=part)
+                )
         except AccountError as e:
-            self.emit(ev.JobFailed(worker=wid, folder=name, scope="account", message=str(e)))
+            self.emit(ev.JobFailed(worker=wid, folder=name, scope="account", message=str(e), part=part))
             self.stopping = True
         except Interrupted as e:
-            self.emit(ev.JobFailed(worker=wid, folder=name, scope="interrupted", message=str(e)))
+            self.emit(ev.JobFailed(worker=wid, folder=name, scope="interrupted", message=str(e), part=part))
             self.stopping = True
         except FastsyncError as e:
-            self.emit(ev.JobFailed(worker=wid, folder=name, scope="folder", message=str(e)))
+            self.emit(ev.JobFailed(worker=wid, folder=name, scope="folder", message=str(e), part=part))
 
-    def connect_or_give_back(self, job: ev.SyncFolder) -> bool:
+    def split_setting(self) -> tuple[int, int]:
+        """(threshold, connections) for range copies; (0, 1) where they do not apply: a dry
+        run, a read-only near side, or a selection (maxsize, dates) they do not apply."""
+        s, e = self.spec, self.spec.engine
+        if e.dry_run or not e.plan.write_near or e.maxsize or e.since is not None or e.before is not None:
+            return 0, 1
+        return s.account.splitthreshold, s.account.remote.maxconnections
+
+    def connect_or_give_back(self, job: ev.SyncFolder | ev.CopyRange) -> bool:
         """Open the connections for a job; if the server allows no more of them, put the job
         back for the workers that hold one, and retire (the run degrades to what it gets)."""
         try:
@@ -157,7 +170,9 @@ class Worker:
             pass  # sync_with_retry reconnects with backoff
         return True
 
-    def discover_with_retry(self, quick: bool) -> tuple[list[FolderPair], list[int], list[str]]:
+    def discover_with_retry(
+        self, quick: bool
+    ) -> tuple[list[FolderPair], list[int], list[str], dict[str, list[tuple[int, int]]]]:
         """Folder pairs (quick: only those whose cheap status moved); a connection that dropped
         while the worker was idle is re-opened once."""
         from fastsync.workers.discovery import discover
@@ -171,8 +186,15 @@ class Worker:
             far, near = self.stores()
             try:
                 return discover(
-                    far, near, s.account, s.config_path, self.pyglobals, s.only_folders,
-                    metadata=s.metadata, quick=quick,
+                    far,
+                    near,
+                    s.account,
+                    s.config_path,
+                    self.pyglobals,
+                    s.only_folders,
+                    metadata=s.metadata,
+                    quick=quick,
+                    split=self.split_setting(),
                 )
             except StoreError as e:
                 self.drop_connections()
@@ -181,13 +203,15 @@ class Worker:
                 self.info("", "info", f"{e}; reconnecting")
         raise AssertionError("unreachable")
 
-    def sync_with_retry(self, pair: FolderPair) -> ev.FolderStats:
-        """Sync one pair; a dropped connection is re-opened and the folder tried again, twice."""
+    def sync_with_retry(self, job: ev.SyncFolder | ev.CopyRange) -> ev.FolderStats:
+        """Run a job; a dropped connection is re-opened and the job tried again, twice (a range
+        copy resumes: its part state says what it has copied)."""
+        pair = job.pair
         delay = 1.0
         for attempt in range(3):
             try:
                 far, near = self.stores()  # a reconnect may fail like the connection did
-                return self.sync_once(far, near, pair)
+                return self.sync_once(far, near, job)
             except StoreError as e:
                 self.drop_connections()
                 if attempt == 2:
@@ -197,9 +221,11 @@ class Worker:
                 delay *= 2
         raise AssertionError("unreachable")
 
-    def sync_once(self, far: Store, near: Store, pair: FolderPair) -> ev.FolderStats:
-        s = self.spec
+    def sync_once(self, far: Store, near: Store, job: ev.SyncFolder | ev.CopyRange) -> ev.FolderStats:
+        s, pair = self.spec, job.pair
         path = state_path(_path(s.metadata), s.account.name, pair.far, pair.near)
+        if isinstance(job, ev.CopyRange):
+            path = part_path(path, job.part)
         statefile = StateFile(path, fsync=s.fsync)
         wid = s.worker
 
@@ -213,6 +239,8 @@ class Worker:
             else:
                 self.info(pair.far, kind, text)
 
+        if isinstance(job, ev.CopyRange):
+            return copy_range(far, near, pair, statefile, (job.lo, job.hi), s.engine, report)
         return sync_folder(far, near, pair, statefile, s.engine, report)
 
     def info(self, folder: str, level: str, text: str) -> None:
