@@ -1,13 +1,24 @@
-"""The IMAP store against the real private Dovecot: listings by difference, LIST-STATUS."""
+"""The IMAP store against the real private Dovecot: listings by difference, LIST-STATUS, and the
+round trips connecting and closing cost."""
 
 from __future__ import annotations
+
+import imaplib
+import re
+import secrets
+import time
+from collections.abc import Callable
 
 import pytest
 
 from fastsync.config import ImapRepo
+from fastsync.errors import AccountError, StoreError
 from fastsync.model import FLAGGED, SEEN, Outgoing
 from fastsync.stores.imap import ImapStore
 from fastsync.stores.imap_fetch import parse_internaldate
+from tests.faultkit import imap_repo
+from tools.delayproxy import DelayProxy
+from tools.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.dovecot
 
@@ -80,3 +91,242 @@ def test_keywords_travel_with_a_copied_message_and_are_not_taken_for_our_flags(d
     [copied] = list(s.fetch([uid or 0]))
     assert copied.flags == SEEN and set(copied.keywords) == {b"$Label1", b"Work"}
     s.close()
+
+
+# -- round trips of connecting and closing --------------------------------------------------
+
+
+class _Commands:
+    """A DelayProxy tap: the names of the commands the client sent, in order."""
+
+    def __init__(self) -> None:
+        self.sent = bytearray()
+
+    def __call__(self, chunk: bytes) -> None:
+        self.sent += chunk
+
+    def names(self) -> list[str]:
+        lines = bytes(self.sent).split(b"\r\n")
+        return [line.split(b" ")[1].upper().decode() for line in lines if line.count(b" ") >= 1]
+
+    def wait_for(self, name: str, timeout: float = 5.0) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while name not in self.names() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.names()
+
+
+def _store_via(port: int, dovecot, user, **kw) -> ImapStore:
+    s = ImapStore(imap_repo(dovecot, user, port=port, **kw), user.password)
+    s.connect()
+    return s
+
+
+def test_connecting_sends_only_login_capabilities_come_from_the_greeting_and_login(dovecot, imap_user):
+    tap = _Commands()
+    with DelayProxy((dovecot.host, dovecot.port), rtt_ms=0, tap=tap) as proxy:
+        s = _store_via(proxy.port, dovecot, imap_user)
+        try:
+            # after LOGIN, imapclient's capabilities() took LOGIN's OK [CAPABILITY ...] list:
+            # these are offered only after login, so the pre-login list was not kept
+            assert s.has(b"CONDSTORE") and s.has(b"LIST-STATUS")
+            assert s.client.capabilities() and tap.names() == ["LOGIN"]
+        finally:
+            s.close()
+        assert tap.wait_for("LOGOUT") == ["LOGIN", "LOGOUT"]
+
+
+def test_implicit_tls_takes_capabilities_from_the_greeting_too(dovecot, imap_user, monkeypatch):
+    sent: list[bytes] = []
+    real_send = imaplib.IMAP4.send
+
+    def send(self: imaplib.IMAP4, data: bytes) -> None:
+        sent.append(data)
+        real_send(self, data)
+
+    monkeypatch.setattr(imaplib.IMAP4, "send", send)
+    s = _store_via(
+        dovecot.tls_port,
+        dovecot,
+        imap_user,
+        ssl=True,
+        remotehost="localhost",
+        sslcacertfile=str(dovecot.ca_cert),
+    )
+    try:
+        assert s.has(b"CONDSTORE")
+        assert [d.split(b" ")[1] for d in sent] == [b"LOGIN"]
+    finally:
+        s.close()
+
+
+def test_starttls_discards_the_greetings_capabilities_and_asks_again_after_the_handshake(dovecot, imap_user):
+    def mark_greeting(line: bytes) -> bytes:  # a capability only the plaintext greeting offers
+        return line.replace(b"[CAPABILITY ", b"[CAPABILITY XPRETLS ", 1) if line.startswith(b"* OK") else line
+
+    with FaultProxy(dovecot.host, dovecot.port) as proxy:
+        proxy.rewrite_down = mark_greeting
+        s = _store_via(
+            proxy.port,
+            dovecot,
+            imap_user,
+            starttls=True,
+            remotehost="localhost",
+            sslcacertfile=str(dovecot.ca_cert),
+        )
+        try:
+            plaintext = bytes(proxy.up_log).split(b"STARTTLS", 1)[0]
+            assert b"XPRETLS" in bytes(proxy.down_log)  # the greeting was marked ...
+            assert b"CAPABILITY" not in plaintext.upper()  # ... and believed without asking
+            # imaplib's list was asked again over TLS; ours comes from LOGIN
+            assert (
+                "XPRETLS" not in s.client._imap.capabilities and "AUTH=PLAIN" in s.client._imap.capabilities
+            )
+            assert not s.has(b"XPRETLS") and s.has(b"CONDSTORE")
+            s.select("INBOX")
+        finally:
+            s.close()
+
+
+def test_a_greeting_without_capabilities_makes_the_client_ask(dovecot, imap_user):
+    with FaultProxy(dovecot.host, dovecot.port) as proxy:
+        proxy.rewrite_down = lambda line: re.sub(rb"^\* OK \[CAPABILITY [^\]]*\] ", b"* OK ", line)
+        s = _store_via(proxy.port, dovecot, imap_user)
+        try:
+            greeting = bytes(proxy.down_log).split(b"\r\n", 1)[0]
+            assert b"CAPABILITY" not in greeting
+            assert re.search(rb"^\S+ CAPABILITY\r\n", bytes(proxy.up_log))
+            assert s.has(b"CONDSTORE") and "IMAP4REV1" in s.client._imap.capabilities
+        finally:
+            s.close()
+
+
+def test_close_does_not_wait_for_the_answer_to_logout(dovecot, imap_user):
+    tap = _Commands()
+    with DelayProxy((dovecot.host, dovecot.port), rtt_ms=400, tap=tap) as proxy:
+        s = _store_via(proxy.port, dovecot, imap_user)
+        began = time.monotonic()
+        s.close()
+        assert time.monotonic() - began < 0.1
+        assert tap.wait_for("LOGOUT")[-1] == "LOGOUT"
+        s.close()  # a second close is harmless
+
+
+def test_close_after_the_server_went_away_neither_raises_nor_hangs(dovecot, imap_user):
+    with DelayProxy((dovecot.host, dovecot.port), rtt_ms=0) as proxy:
+        s = _store_via(proxy.port, dovecot, imap_user)
+    time.sleep(0.05)  # the proxy is gone, and the connection with it: the far end closed
+    began = time.monotonic()
+    s.close()
+    assert time.monotonic() - began < 1.0 and s.client is None
+
+
+# -- LOGIN pipelined with the listing -------------------------------------------------------
+
+
+class _Chunks(_Commands):
+    def __init__(self) -> None:
+        super().__init__()
+        self.chunks: list[bytes] = []
+
+    def __call__(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)
+        super().__call__(chunk)
+
+
+def _connect_prefetching(port: int, dovecot, user, **kw) -> ImapStore:
+    s = ImapStore(imap_repo(dovecot, user, port=port, **kw), user.password)
+    s.connect(prefetch_listing=True)
+    return s
+
+
+def test_prefetched_listing_goes_out_with_login_and_matches_the_ordinary_one(dovecot, imap_user):
+    c = imap_user.connect()
+    c.create_folder("Zwölf")
+    c.append("Zwölf", b"Message-ID: <z@t>\r\n\r\nz\r\n")
+    c.logout()
+    plain = store_for(dovecot, imap_user)
+    want = (plain.list_folders(), plain.separator, plain.list_status())
+    plain.close()
+    tap = _Chunks()
+    with DelayProxy((dovecot.host, dovecot.port), rtt_ms=0, tap=tap) as proxy:
+        s = _connect_prefetching(proxy.port, dovecot, imap_user)
+        try:
+            assert (s.list_folders(), s.separator, s.list_status()) == want
+            assert tap.names() == ["LOGIN", "LIST"]
+            assert len(tap.chunks) == 1  # one write: the listing costs no round trip of its own
+            assert s.list_status() == want[2]  # asked again: a fresh LIST-STATUS
+            assert tap.names() == ["LOGIN", "LIST", "LIST"]
+        finally:
+            s.close()
+
+
+def test_prefetched_listing_is_dropped_once_another_command_ran(dovecot, imap_user):
+    s = _connect_prefetching(dovecot.port, dovecot, imap_user)
+    try:
+        s.create_folder("Later")
+        assert "Later" in {e.name for e in s.list_folders()}
+        st = s.list_status()
+        assert st is not None and "Later" in st
+    finally:
+        s.close()
+
+
+def test_prefetching_with_a_password_that_needs_quoting_and_with_a_wrong_one(dovecot):
+    password = 'Pa ss"wo\\rd{x}' + secrets.token_hex(4)
+    user = dovecot.add_user(f"quoted{secrets.token_hex(3)}", password)
+    s = _connect_prefetching(dovecot.port, dovecot, user)
+    try:
+        assert "INBOX" in {e.name for e in s.list_folders()}
+    finally:
+        s.close()
+    wrong = ImapStore(imap_repo(dovecot, user), password + "x")
+    with pytest.raises(AccountError, match="login refused"):
+        wrong.connect(prefetch_listing=True)
+    assert wrong.client is None
+
+
+def _without_list_status() -> Callable[[bytes], bytes]:
+    """A FaultProxy rewrite: the server neither offers nor knows LIST-STATUS (RFC 5819)."""
+    refused = False
+
+    def rewrite(line: bytes) -> bytes:
+        nonlocal refused
+        line = line.replace(b" LIST-STATUS", b"")
+        if refused:
+            return line
+        if line.startswith((b"* LIST ", b"* STATUS ")):
+            return b""  # LIST-STATUS's answer, turned into the BAD of a server without it
+        m = re.match(rb"(\S+) OK List completed", line)
+        if m:
+            refused = True
+            return m.group(1) + b" BAD Error in IMAP command LIST: Extra arguments.\r\n"
+        return line
+
+    return rewrite
+
+
+def test_prefetching_from_a_server_without_list_status_falls_back_silently(dovecot, imap_user):
+    with FaultProxy(dovecot.host, dovecot.port) as proxy:
+        proxy.rewrite_down = _without_list_status()
+        s = _connect_prefetching(proxy.port, dovecot, imap_user)
+        try:
+            assert b" BAD " in bytes(proxy.down_log)  # the pipelined LIST was refused
+            assert not s.has(b"LIST-STATUS")
+            assert [e.name for e in s.list_folders()] == ["INBOX"]
+            assert s.list_status() is None
+            assert s.select("INBOX").validity > 0  # the session is in step
+        finally:
+            s.close()
+
+
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_a_link_dropped_right_after_the_greeting_is_a_lost_connection_not_a_refused_login(
+    dovecot, imap_user, prefetch
+):
+    with FaultProxy(dovecot.host, dovecot.port) as proxy:
+        proxy.greeting_then_close = {0}
+        s = ImapStore(imap_repo(dovecot, imap_user, port=proxy.port), imap_user.password)
+        with pytest.raises(StoreError, match="connection"):
+            s.connect(prefetch_listing=prefetch)
+        assert s.client is None

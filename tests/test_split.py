@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -31,7 +33,7 @@ def test_ranges_cover_the_new_uids_once_in_order(messages, extra_uids, threshold
     assert connections >= 2 and messages >= threshold
     assert 2 <= len(ranges) <= MAX_PARTS
     assert ranges[0][0] == 1 and ranges[-1][1] == status.uidnext - 1
-    for (lo, hi), (nlo, _nhi) in zip(ranges, ranges[1:], strict=False):
+    for (lo, hi), (nlo, _nhi) in itertools.pairwise(ranges):
         assert lo <= hi and nlo == hi + 1
 
 

@@ -557,7 +557,9 @@ def test_lock_is_exclusive_within_one_process_too(tmp_path: Path) -> None:
 # -- part states (range copies of a huge folder) -----------------------------------------
 
 
-def _part(path: Path, k: int, pairs: list[tuple[int, int, int]], journaled: list[tuple[int, int, int]]) -> None:
+def _part(
+    path: Path, k: int, pairs: list[tuple[int, int, int]], journaled: list[tuple[int, int, int]]
+) -> None:
     from fastsync.state import part_path
 
     sf = StateFile(part_path(path, k), fsync=False)

@@ -103,8 +103,11 @@ class Store(abc.ABC):
     mark_tick: float = 0.0
 
     @abc.abstractmethod
-    def connect(self) -> None:
-        """Open the store (log in). AccountError when refused, StoreError when unreachable."""
+    def connect(self, *, prefetch_listing: bool = False) -> None:
+        """Open the store (log in). AccountError when refused, StoreError when unreachable.
+
+        ``prefetch_listing``: the caller lists folders next; a store may ask for the listing
+        along with the login (IMAP: LOGIN and LIST-STATUS in one round trip)."""
 
     @abc.abstractmethod
     def close(self) -> None:
@@ -126,6 +129,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def status(self, name: str) -> FolderStatus:
         """Cheap status of a folder without selecting it. FolderError if it does not exist."""
+
+    def status_since(self, name: str, last: FolderStatus) -> FolderStatus:
+        """status(), where a store may save work when its change mark still equals ``last``'s."""
+        return self.status(name)
 
     def list_status(self) -> dict[str, FolderStatus] | None:
         """Status of every folder at once where the store can do that cheaply, else None."""

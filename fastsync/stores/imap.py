@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import imapclient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 from imapclient.imapclient import datetime_to_INTERNALDATE
 from imapclient.response_parser import parse_response
@@ -36,6 +35,7 @@ from fastsync.stores.base import (
     parse_uid_set,
     uid_set_chunks,
 )
+from fastsync.stores.imap_conn import Client, login_pipelined, logout_nowait, quotable
 from fastsync.stores.imap_fetch import FetchStream
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 # RFC 5530 [LIMIT], or the text servers use (Dovecot: "Maximum number of connections ...")
 _LIMIT = re.compile(r"\[LIMIT\]|too many connections|maximum number of connections", re.I)
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) ([\d:,]+)\]", re.I)
+_LIST_STATUS = 'LIST "" "*" RETURN (STATUS ('
+_STATUS_ITEMS = "MESSAGES UIDNEXT UIDVALIDITY"
 _SPECIAL_USE = (b"\\All", b"\\Archive", b"\\Drafts", b"\\Flagged", b"\\Junk", b"\\Sent", b"\\Trash")
 
 
@@ -67,18 +69,20 @@ class ImapStore(Store):
         self._sep: str | None = None
         self._condstore_on = False
         self._status_cache: dict[str, FolderStatus] | None = None
+        self._prefetched: tuple[list[Any], list[Any]] | None = None  # raw LIST, STATUS answers
         self._selected: str | None = None
         self._caps: frozenset[bytes] = frozenset()
         self.where = f"{settings.remoteuser}@{settings.remotehost}:{settings.port}"
 
     # -- connection -------------------------------------------------------------------------
-    def connect(self) -> None:
+    def connect(self, *, prefetch_listing: bool = False) -> None:
+        """Log in. With ``prefetch_listing`` the LIST-STATUS that list_folders() would send goes
+        out in the same write as LOGIN, so a discovery's listing costs no round trip of its own
+        (kept only for a list_folders() that comes before any other command)."""
         s = self.s
         ctx = make_tls_context(s.sslcacertfile, bool(s.cert_fingerprint)) if (s.ssl or s.starttls) else None
         try:
-            client = imapclient.IMAPClient(
-                s.remotehost, port=s.port, ssl=s.ssl, ssl_context=ctx, timeout=s.timeout
-            )
+            client = Client(s.remotehost, port=s.port, ssl=s.ssl, ssl_context=ctx, timeout=s.timeout)
         except ssl.SSLCertVerificationError as e:
             raise AccountError(f"{self.where}: TLS certificate refused: {e.verify_message}") from None
         except IMAPClientAbortError as e:  # accepted, then dropped (e.g. after the greeting): retry
@@ -92,9 +96,11 @@ class ImapStore(Store):
                 self._starttls(ctx)
             if s.cert_fingerprint:
                 self._check_fingerprint()
-            client.login(s.remoteuser, self._password)
+            listed = self._login(prefetch_listing)
         except LoginError as e:
             self.close()
+            if isinstance(e.__context__, IMAPClientAbortError):  # imapclient wraps a dropped link too
+                raise StoreError(f"{self.where}: connection lost while logging in: {e}") from None
             if _LIMIT.search(str(e)):
                 raise ConnectionLimit(f"{self.where}: the server refuses more connections: {e}") from None
             raise AccountError(f"{self.where}: login refused (wrong user or password?)") from None
@@ -108,12 +114,32 @@ class ImapStore(Store):
             self.close()
             raise AccountError(f"{self.where}: cannot log in: {e}") from None
         self._caps = frozenset(c.upper() for c in client.capabilities())
-        # Nothing else is asked here: a run that finds nothing changed costs LOGIN, one
-        # LIST-STATUS and LOGOUT. The separator comes with the folder list, and CONDSTORE is
-        # enabled before the first SELECT (select()).
+        # Nothing else is asked here: a run that finds nothing changed costs LOGIN and one
+        # LIST-STATUS (one round trip for both with prefetch_listing); LOGOUT is not awaited.
+        # The separator comes with the folder list, and CONDSTORE is enabled before the
+        # first SELECT (select()).
         self._sep = None
         self._condstore_on = False
         self._status_cache = None
+        self._prefetched = None
+        if listed and self.has(b"LIST-STATUS") and self.has(b"CONDSTORE"):  # what we asked for
+            untagged = client._imap.untagged_responses
+            self._prefetched = (untagged.pop("LIST", []), untagged.pop("STATUS", []))
+
+    def _login(self, prefetch_listing: bool) -> bool:
+        """LOGIN; True when a LIST-STATUS went with it and was answered (see connect())."""
+        user, password = self.s.remoteuser, self._password
+        if not (prefetch_listing and quotable(user) and quotable(password)):
+            self.client.login(user, password)
+            return False
+        # Before login the server's capabilities do not tell whether it knows LIST-STATUS
+        # (Dovecot lists it only after): one without it answers BAD, and list_folders()
+        # then takes the ordinary way.
+        imap = self.client._imap
+        imap.untagged_responses.pop("LIST", None)
+        imap.untagged_responses.pop("STATUS", None)
+        command = f"{_LIST_STATUS}{_STATUS_ITEMS} HIGHESTMODSEQ))"
+        return login_pipelined(self.client, user, password, command)
 
     def _starttls(self, ctx: ssl.SSLContext | None) -> None:
         client = self.client
@@ -146,12 +172,10 @@ class ImapStore(Store):
     def close(self) -> None:
         client, self.client = self.client, None
         self._selected = None
+        self._prefetched = None
         if client is None:
             return
-        with contextlib.suppress(OSError, IMAPClientError):
-            client.logout()
-        with contextlib.suppress(OSError, IMAPClientError):
-            client.shutdown()
+        logout_nowait(client._imap)  # the answer is not awaited: see there why
 
     def noop(self) -> None:
         with self._errors("NOOP"):
@@ -174,6 +198,7 @@ class ImapStore(Store):
         if folder is not None and any(ch in folder for ch in "\r\n\x00"):
             # sent quoted, CR/LF would end the command line: the rest would run as a command
             raise FolderError(f"{self.where}: folder name {folder!r} contains CR, LF or NUL; refused")
+        self._prefetched = None  # any other command may change what it listed
         try:
             yield
         except (IMAPClientAbortError, OSError) as e:  # includes socket timeouts
@@ -198,7 +223,11 @@ class ImapStore(Store):
 
     def list_folders(self) -> list[FolderEntry]:
         """Every folder; with LIST-STATUS the same round trip brings their status (list_status)."""
-        if self.has(b"LIST-STATUS"):
+        raw, self._prefetched = self._prefetched, None
+        if raw is not None:
+            with self._errors("LIST RETURN (STATUS)"):
+                entries, self._status_cache = self._parse_listing(*raw)
+        elif self.has(b"LIST-STATUS"):
             entries, self._status_cache = self._list_with_status()
         else:
             with self._errors("LIST"):
@@ -238,7 +267,7 @@ class ImapStore(Store):
         return cached if cached is not None else self._list_with_status()[1]
 
     def _list_with_status(self) -> tuple[list[Any], dict[str, FolderStatus]]:
-        items = "MESSAGES UIDNEXT UIDVALIDITY" + (" HIGHESTMODSEQ" if self.has(b"CONDSTORE") else "")
+        items = _STATUS_ITEMS + (" HIGHESTMODSEQ" if self.has(b"CONDSTORE") else "")
         imap = self.client._imap
         with self._errors("LIST RETURN (STATUS)"):
             imap.untagged_responses.pop("STATUS", None)
@@ -247,10 +276,16 @@ class ImapStore(Store):
             typ, data = imap._command_complete("LIST", tag)
             if typ != "OK":
                 raise IMAPClientError(f"LIST-STATUS failed: {_text(data)}")
-            raw = imap.untagged_responses.pop("STATUS", [])
-            entries = self.client._proc_folder_list(imap.untagged_responses.pop("LIST", []))
+            untagged = imap.untagged_responses
+            return self._parse_listing(untagged.pop("LIST", []), untagged.pop("STATUS", []))
+
+    def _parse_listing(
+        self, lists: list[Any], statuses: list[Any]
+    ) -> tuple[list[Any], dict[str, FolderStatus]]:
+        """The untagged LIST and STATUS answers of a LIST-STATUS: folder entries, statuses."""
+        entries = self.client._proc_folder_list(lists)
         out: dict[str, FolderStatus] = {}
-        for entry in raw:
+        for entry in statuses:
             parsed = parse_response([entry] if isinstance(entry, bytes) else list(entry))
             if len(parsed) < 2:
                 continue
@@ -271,12 +306,15 @@ class ImapStore(Store):
             items.append(b"HIGHESTMODSEQ")
         with self._errors("STATUS", folder=name):
             st = self.client.folder_status(name, items)
-        return FolderStatus(
+        out = FolderStatus(
             validity=int(st.get(b"UIDVALIDITY", 0)),
             uidnext=int(st.get(b"UIDNEXT", 0)),
             messages=int(st.get(b"MESSAGES", 0)),
             highestmodseq=int(st.get(b"HIGHESTMODSEQ", 0)),
         )
+        if name == self._selected:
+            self._exists = out.messages  # after our own APPENDs the count from SELECT is stale
+        return out
 
     def select(self, name: str) -> FolderStatus:
         if self.has(b"CONDSTORE") and not self._condstore_on:

@@ -114,7 +114,7 @@ class MaildirStore(Store):
 
     # --- store -------------------------------------------------------------------------
 
-    def connect(self) -> None:
+    def connect(self, *, prefetch_listing: bool = False) -> None:
         """Make sure the root exists (created 0700 unless readonly/dry_run); StoreError if unusable."""
         if self._root.is_dir():
             return
@@ -172,6 +172,20 @@ class MaildirStore(Store):
         cur/: it moves whenever a file is added, renamed (flags) or removed, so a caller can
         tell that nothing changed without listing (within the file system's time granularity)."""
         return self._status_of(self._open_folder(name))
+
+    def status_since(self, name: str, last: FolderStatus) -> FolderStatus:
+        """status() without counting the files when new/ and cur/ are untouched since ``last``
+        was taken: no file was added, removed or renamed there, so the count is ``last``'s."""
+        folder = self._open_folder(name)
+        if folder.phantom or not last.highestmodseq:
+            return self._status_of(folder)
+        try:
+            stamp = max(os.stat(os.path.join(folder.dir, sub)).st_mtime_ns for sub in mio.SCANNED)
+        except OSError as e:
+            raise FolderError(f"{self._label}: cannot read folder {name!r}: {mio.reason(e)}") from e
+        if stamp != last.highestmodseq:
+            return self._status_of(folder)
+        return FolderStatus(folder.validity, folder.next_uid, last.messages, stamp)
 
     def select(self, name: str) -> FolderStatus:
         self.flush()  # the previous folder's renames become durable before we forget them

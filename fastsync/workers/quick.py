@@ -64,9 +64,10 @@ def changed_pairs(
     for pair, size in zip(pairs, sizes, strict=True):
         if pair.far_exists and pair.near_exists:
             try:
-                fst = (far_status or {}).get(pair.far) or far.status(pair.far)
-                nst = near.status(pair.near)
                 state = StateFile(state_path(Path(metadata), account, pair.far, pair.near)).load()
+                if state is not None:
+                    fst = (far_status or {}).get(pair.far) or far.status(pair.far)
+                    nst = near.status_since(pair.near, _near_recorded(state))
             except FolderError:
                 state = None
             if state is not None and unchanged(state, fst, nst, require_marks=require_marks):
@@ -74,3 +75,7 @@ def changed_pairs(
         keep.append(pair)
         keep_sizes.append(size)
     return keep, keep_sizes
+
+
+def _near_recorded(state: FolderState) -> FolderStatus:
+    return FolderStatus(state.near_validity, state.near_uidnext, state.near_messages, state.near_modseq)

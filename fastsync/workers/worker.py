@@ -65,14 +65,16 @@ class Worker:
     def emit(self, event: ev.Event) -> None:
         self.events.put(ev.event_encoder.encode(event))
 
-    def stores(self) -> tuple[Store, Store]:
+    def stores(self, *, listing: bool = False) -> tuple[Store, Store]:
+        """The connected stores; ``listing``: folders are listed next (discovery), so a far
+        server may send its listing along with the login."""
         if self.far is None or self.near is None:
             acct, s = self.spec.account, self.spec
             far = make_store(acct.remote, s.far_password, dry_run=s.engine.dry_run, fsync=s.fsync)
             near = make_store(acct.local, s.near_password, dry_run=s.engine.dry_run, fsync=s.fsync)
-            far.connect()
+            far.connect(prefetch_listing=listing)
             try:
-                near.connect()
+                near.connect(prefetch_listing=listing)
             except BaseException:
                 far.close()
                 raise
@@ -183,7 +185,7 @@ class Worker:
         # that view up to date first (and finds a connection the server dropped meanwhile).
         self.keepalive()
         for attempt in range(2):
-            far, near = self.stores()
+            far, near = self.stores(listing=True)
             try:
                 return discover(
                     far,

@@ -1,0 +1,132 @@
+"""imapclient's connection without the round trips a sync does not need.
+
+- Capabilities come from the greeting when it carries them (``* OK [CAPABILITY ...]``, as
+  Dovecot's does): imaplib would otherwise always send CAPABILITY right after connecting.
+  Only that first, pre-login list is taken from the greeting; after STARTTLS imaplib asks
+  the server again, as it must (RFC 3501 6.2.1), and after LOGIN imapclient takes the list
+  from LOGIN's ``OK [CAPABILITY ...]`` when the server sends one.
+- ``login_pipelined`` sends LOGIN and the first command after it in one write.
+- ``logout_nowait`` sends LOGOUT and closes without waiting for the answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import re
+from typing import Any
+
+import imapclient
+from imapclient.exceptions import LoginError
+from imapclient.imap4 import IMAP4WithTimeout
+from imapclient.tls import IMAP4_TLS
+
+_GREETING_CAPS = re.compile(rb"\* (?:OK|PREAUTH) \[CAPABILITY ([^\]]*)\]", re.I)
+
+
+def _caps_from_greeting(imap: Any) -> bool:
+    """Set ``imap.capabilities`` from the greeting's CAPABILITY code; False if it has none."""
+    m = _GREETING_CAPS.match(imap.welcome)
+    if m is None:
+        return False
+    # The code was also filed as an untagged CAPABILITY response; the CAPABILITY command
+    # would have consumed it. Left there, imapclient would take it for LOGIN's list.
+    imap.untagged_responses.pop("CAPABILITY", None)
+    imap.capabilities = tuple(m.group(1).decode("ascii", "replace").upper().split())
+    return True
+
+
+class _Plain(IMAP4WithTimeout):  # type: ignore[misc]
+    _greeted = False
+
+    def _get_capabilities(self) -> None:
+        # imaplib calls this once after the greeting, and again after a STARTTLS handshake:
+        # only the first call may use the greeting.
+        if self._greeted or not _caps_from_greeting(self):
+            super()._get_capabilities()
+        self._greeted = True
+
+
+class _TLS(IMAP4_TLS):  # type: ignore[misc]
+    _greeted = False
+
+    def _get_capabilities(self) -> None:
+        if self._greeted or not _caps_from_greeting(self):
+            super()._get_capabilities()
+        self._greeted = True
+
+
+class Client(imapclient.IMAPClient):  # type: ignore[misc]
+    """An IMAPClient whose imaplib connection reads capabilities from the greeting."""
+
+    def _create_IMAP4(self) -> Any:
+        timeout = getattr(self._timeout, "connect", None)
+        if self.ssl:
+            return _TLS(self.host, self.port, self.ssl_context, timeout)
+        return _Plain(self.host, self.port, timeout)
+
+
+def logout_nowait(imap: Any) -> None:
+    """Send LOGOUT and close the socket without reading the answer; never raises.
+
+    Every command before it has completed, so the server's BYE and OK carry nothing we need,
+    and waiting for them would add a round trip to the end of every run. The server still
+    reads LOGOUT and ends the session cleanly; if it has already gone away, the write fails
+    or is lost, and either is fine: there is nothing left to tell it.
+    """
+    imap.state = "LOGOUT"
+    line = imap._new_tag() + b" LOGOUT"
+    if imap.debug >= 4:  # the protocol trace, as imaplib's own commands write it
+        imap._mesg(f"> {line!r}")
+    with contextlib.suppress(OSError):
+        imap.send(line + b"\r\n")
+    with contextlib.suppress(OSError):
+        imap.shutdown()
+
+
+def quotable(text: str) -> bool:
+    """Whether ``text`` can travel as an IMAP quoted string (7-bit, no NUL, CR or LF)."""
+    return all(0 < ord(ch) < 128 and ch not in "\r\n" for ch in text)
+
+
+def _quoted(text: str) -> bytes:
+    return b'"' + text.replace("\\", "\\\\").replace('"', '\\"').encode("ascii") + b'"'
+
+
+def login_pipelined(client: Any, user: str, password: str, command: str) -> bool:
+    """LOGIN and then ``command`` (an authenticated-state command line, untagged) in one write.
+
+    The server reads the second command only once LOGIN has succeeded, so what comes after
+    login costs no round trip of its own. Raises LoginError as client.login() does (the
+    second answer is then left unread: the caller drops the connection). Returns True when
+    ``command`` completed OK, its untagged responses waiting in ``client._imap``; False when
+    the server refused it (NO, or BAD from one that does not know the command). Both
+    ``user`` and ``password`` must be quotable().
+    """
+    imap = client._imap
+    login_tag, next_tag = imap._new_tag(), imap._new_tag()
+    for tag in (login_tag, next_tag):
+        imap.tagged_commands[tag] = None  # imaplib rejects answers to tags it does not know
+    for name in ("OK", "NO", "BAD"):  # as imaplib's _command: only this command's codes count
+        imap.untagged_responses.pop(name, None)
+    line = next_tag + b" " + command.encode("ascii")
+    if imap.debug >= 4:  # the protocol trace; the adapter imapclient installs redacts LOGIN
+        imap._mesg(f"> {login_tag!r} LOGIN")
+        imap._mesg(f"> {line!r}")
+    imap.send(login_tag + b" LOGIN " + _quoted(user) + b" " + _quoted(password) + b"\r\n" + line + b"\r\n")
+    try:
+        typ, data = imap._command_complete("LOGIN", login_tag)
+    except imaplib.IMAP4.abort:
+        raise
+    except imaplib.IMAP4.error as e:  # BAD
+        raise LoginError(f"login failed: {e}") from None
+    if typ != "OK":
+        raise LoginError(f"login failed: {data[-1].decode('utf-8', 'replace')}")
+    imap.state = "AUTH"
+    try:
+        typ, _ = imap._command_complete(command.split(" ", 1)[0], next_tag)
+    except imaplib.IMAP4.abort:
+        raise
+    except imaplib.IMAP4.error:  # BAD
+        return False
+    return bool(typ == "OK")
