@@ -330,3 +330,32 @@ def test_a_link_dropped_right_after_the_greeting_is_a_lost_connection_not_a_refu
         with pytest.raises(StoreError, match="connection"):
             s.connect(prefetch_listing=prefetch)
         assert s.client is None
+
+
+def test_a_connection_started_early_is_the_one_the_store_logs_in_on(dovecot, imap_user):
+    from fastsync.stores import early
+
+    with FaultProxy(dovecot.host, dovecot.port) as proxy:
+        early.start(dovecot.host, proxy.port)
+        s = _store_via(proxy.port, dovecot, imap_user)
+        try:
+            assert s.has(b"CONDSTORE")
+            assert proxy.connections == 1  # no second connection was opened
+            assert not early._pending
+        finally:
+            s.close()
+
+
+def test_an_early_connection_that_failed_leaves_the_store_its_own_attempt_and_error(dovecot, imap_user):
+    from fastsync.errors import AccountError
+    from fastsync.stores import early
+    from tools.dovecot import free_port
+
+    closed = free_port()
+    early.start(dovecot.host, closed)  # refused: nothing listens there
+    with pytest.raises(AccountError, match="cannot connect"):
+        _store_via(closed, dovecot, imap_user)
+    assert not early._pending
+    early.start(dovecot.host, closed)
+    early.drop()
+    assert not early._pending

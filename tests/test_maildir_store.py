@@ -15,6 +15,7 @@ import pytest
 from fastsync.errors import FolderError, MessageError
 from fastsync.model import FLAGGED, REPLIED, SEEN, Outgoing, content_key, flags_from_maildir
 from fastsync.stores import maildir_io
+from fastsync.stores.base import FolderStatus
 from fastsync.stores.maildir import UIDVALIDITY_FILE, AppendError, MaildirStore
 
 MSG = b"From: a@example.org\r\nSubject: hello\r\nMessage-ID: <1@x>\r\n\r\nbody line 1\r\nline 2\r\n"
@@ -552,3 +553,17 @@ def _append_some(root: str, k: int) -> list[int | None]:
     for j in range(4):
         out += s.append([msg(100 * k + 5 * j + i) for i in range(5)])
     return out
+
+
+def test_status_since_trusts_the_count_only_while_new_and_cur_are_untouched(
+    store: MaildirStore, root: Path
+) -> None:
+    store.append([msg(i) for i in range(3)])
+    time.sleep(0.05)  # past the mtime granularity guard
+    last = store.status("INBOX")
+    assert last.messages == 3 and last.highestmodseq
+    # the count is not taken again while the mark stands: a made-up count shows it
+    pretend = FolderStatus(last.validity, last.uidnext, 99, last.highestmodseq)
+    assert store.status_since("INBOX", pretend).messages == 99
+    (root / "INBOX" / "new" / "1800000000.x.host").write_bytes(b"Subject: x\n\nx\n")
+    assert store.status_since("INBOX", pretend).messages == 4  # new/ moved: counted again

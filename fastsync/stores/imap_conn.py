@@ -14,12 +14,15 @@ from __future__ import annotations
 import contextlib
 import imaplib
 import re
+import socket
 from typing import Any
 
 import imapclient
 from imapclient.exceptions import LoginError
 from imapclient.imap4 import IMAP4WithTimeout
-from imapclient.tls import IMAP4_TLS
+from imapclient.tls import IMAP4_TLS, wrap_socket
+
+from fastsync.stores import early
 
 _GREETING_CAPS = re.compile(rb"\* (?:OK|PREAUTH) \[CAPABILITY ([^\]]*)\]", re.I)
 
@@ -36,8 +39,16 @@ def _caps_from_greeting(imap: Any) -> bool:
     return True
 
 
+def _socket(host: str, port: int, timeout: float | None) -> socket.socket:
+    """The connection started early for this address (stores/early.py), else a new one."""
+    return early.take(host, port, timeout) or socket.create_connection((host, port), timeout)
+
+
 class _Plain(IMAP4WithTimeout):  # type: ignore[misc]
     _greeted = False
+
+    def _create_socket(self, timeout: float | None = None) -> socket.socket:
+        return _socket(self.host, self.port, timeout if timeout is not None else self._timeout)
 
     def _get_capabilities(self) -> None:
         # imaplib calls this once after the greeting, and again after a STARTTLS handshake:
@@ -49,6 +60,11 @@ class _Plain(IMAP4WithTimeout):  # type: ignore[misc]
 
 class _TLS(IMAP4_TLS):  # type: ignore[misc]
     _greeted = False
+
+    def _create_socket(self, timeout: float | None = None) -> socket.socket:
+        sock = _socket(self.host, self.port, timeout if timeout is not None else self._timeout)
+        wrapped: socket.socket = wrap_socket(sock, self.ssl_context, self.host)
+        return wrapped
 
     def _get_capabilities(self) -> None:
         if self._greeted or not _caps_from_greeting(self):

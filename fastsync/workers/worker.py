@@ -23,7 +23,7 @@ from fastsync.engine import EngineOptions, copy_range, sync_folder
 from fastsync.errors import AccountError, ConnectionLimit, FastsyncError, FolderError, StoreError
 from fastsync.folders import FolderPair, load_pythonfile
 from fastsync.state import StateFile, part_path, state_path
-from fastsync.stores import make_store
+from fastsync.stores import early, make_store
 from fastsync.stores.base import Store
 from fastsync.workers import detach_from_supervisor
 from fastsync.workers import events as ev
@@ -269,7 +269,12 @@ def worker_main(spec: WorkerSpec, jobs: Any, events: Any) -> None:
     signal.signal(signal.SIGINT, ask_stop)
     _setup_logging(spec)
     _exit_with_supervisor()
-    worker.run()
+    remote = spec.account.remote
+    early.start(remote.remotehost, remote.port)  # travels while the IMAP code is imported
+    try:
+        worker.run()
+    finally:
+        early.drop()
 
 
 def _exit_with_supervisor() -> None:
