@@ -82,9 +82,9 @@ def sync_folder(
     nst, ln = _open(near, pair.near, pair.near_exists, opts.dry_run)
     state = _load_state(run, fst, nst)
     if lf is None:
-        lf = _listing(far, Side.FAR, state, state.far_modseq if state else 0, opts)
+        lf = _listing(far, Side.FAR, state, (state.far_modseq if state else 0, fst.highestmodseq), opts)
     if ln is None:
-        ln = _listing(near, Side.NEAR, state, state.near_modseq if state else 0, opts)
+        ln = _listing(near, Side.NEAR, state, (state.near_modseq if state else 0, nst.highestmodseq), opts)
     new_far, new_near = new_messages(state, lf.flags, ln.flags)
     far_keys = near_keys = None
     if new_far and new_near:
@@ -144,13 +144,16 @@ def _sizes_above(max_uid: int, retry: set[int]) -> int:
     return min(max_uid, min(retry, default=max_uid + 1) - 1)
 
 
-def _listing(store: Store, side: Side, state: FolderState | None, since: int, opts: EngineOptions) -> Listing:
+def _listing(
+    store: Store, side: Side, state: FolderState | None, marks: tuple[int, int], opts: EngineOptions
+) -> Listing:
     """Every UID of the selected folder with its flags, and sizes of new ones (and retries).
 
-    With a change mark from the last sync and a store that can list by difference (CONDSTORE),
-    only what changed since is fetched; the other messages' flags are those the state
-    recorded. Not when a side is read-only: a flag change it could not take is recorded as
-    not synced, and only a full listing still shows it.
+    ``marks``: (the change mark the state was recorded at, the folder's mark now). With a
+    store that can list by difference (CONDSTORE), only what changed since is fetched; the
+    other messages' flags are those the state recorded. Not when a side is read-only (a flag
+    change it could not take is recorded as not synced, and only a full listing still shows
+    it), nor when the mark went back (a server restored from backup): then all is listed.
     """
     if state is None:
         return store.list_messages(0)
@@ -158,8 +161,9 @@ def _listing(store: Store, side: Side, state: FolderState | None, since: int, op
         above = _sizes_above(state.far_max_uid, state.retry_far)
     else:
         above = _sizes_above(state.near_max_uid, state.retry_near)
+    since, now = marks
     changes = None
-    if since and opts.plan.write_far and opts.plan.write_near:
+    if 0 < since <= now and opts.plan.write_far and opts.plan.write_near:
         changes = store.list_changes(since, above)
     if changes is None:
         return store.list_messages(above)
@@ -465,8 +469,8 @@ def _settled_marks(
         retry_near=run.state.retry_near,
         pairs=run.state.pairs,
     )
-    lf = _listing(run.far, Side.FAR, view, fst.highestmodseq, run.opts)
-    ln = _listing(run.near, Side.NEAR, view, nst.highestmodseq, run.opts)
+    lf = _listing(run.far, Side.FAR, view, (fst.highestmodseq, far_now.highestmodseq), run.opts)
+    ln = _listing(run.near, Side.NEAR, view, (nst.highestmodseq, near_now.highestmodseq), run.opts)
     again = plan(view, lf.flags, ln.flags, run.opts.plan)
     _drop_unselected(again, run.far, lf, ln, run.opts)
     if not again.is_empty() or again.guard:

@@ -14,6 +14,7 @@ import pytest
 from fastsync.model import FLAGGED, SEEN
 from tests.syncenv import REPO_ROOT, SyncEnv, contents, lf
 from tools.corpus import CorpusSpec, generate
+from tools.delayproxy import DelayProxy
 
 pytestmark = pytest.mark.dovecot
 
@@ -58,6 +59,11 @@ def test_first_sync_mirrors_every_folder_byte_exact_with_lf_and_second_run_chang
 def test_changes_on_both_sides_converge_and_a_third_run_changes_nothing(env):
     fill(env, 60, ["INBOX", "Sent"])
     env.run()
+    sent: list[bytes] = []
+    proxy = DelayProxy((env.dovecot.host, env.dovecot.port), rtt_ms=0, tap=sent.append)
+    proxy.__enter__()
+    env.remote_opts["remoteport"] = str(proxy.port)
+    env.write_config()
     inbox = env.maildir / "INBOX"
     # near: a new message from a mail reader, a flag change, a deletion
     (inbox / "new" / "1700000000.local.host").write_bytes(
@@ -76,7 +82,15 @@ def test_changes_on_both_sides_converge_and_a_third_run_changes_nothing(env):
     c.delete_messages([uids[-2]])
     c.expunge()
     c.logout()
-    env.run()
+    try:
+        env.run()
+    finally:
+        proxy.__exit__(None, None, None)
+        del env.remote_opts["remoteport"]
+        env.write_config()
+    # the server side was listed by difference (CONDSTORE), not message by message
+    commands = b"".join(sent)
+    assert b"CHANGEDSINCE" in commands and b"UID FETCH 1:* (UID FLAGS)\r\n" not in commands, commands
     assert_sides_equal(env, ["INBOX", "Sent"])
     far = env.server_folder("INBOX")
     subjects = b"".join(b for _, b in far.values())
