@@ -89,10 +89,21 @@ class Fastsync(Peer):
             f"maxconnections = {self.connections}\n"
         )
         cfg.chmod(0o600)
-        return [sys.executable, "-m", "fastsync", "-c", str(cfg), "-o", "-u", "Noninteractive.Quiet"]
+        return [*fastsync_command(), "-c", str(cfg), "-o", "-u", "Noninteractive.Quiet"]
 
     def env(self) -> dict[str, str]:
-        return python_env()
+        return python_env() if fastsync_command()[0] == sys.executable else dict(os.environ)
+
+
+INSTALLED = REPO_ROOT / "bench" / "work" / "venv" / "bin" / "fastsync"
+
+
+def fastsync_command() -> list[str]:
+    """fastsync as installed by ``tools/setup.sh --bench`` (``make bench``), as users run it;
+    the repository's copy through this Python when that install is missing."""
+    if INSTALLED.exists():
+        return [str(INSTALLED)]
+    return [sys.executable, "-m", "fastsync"]
 
 
 class Mbsync(Peer):

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from bench.corpora import CorpusChoice, change_server, corpus
 from bench.measure import MB, run_measured
-from bench.peers import Account, Peer, make_peers, versions, warm_up
+from bench.peers import INSTALLED, Account, Peer, make_peers, versions, warm_up
 from bench.report import Row, Scenario, machine, render, write_results
 from bench.verify import Tally, tally
 from tools.corpus import generate
@@ -326,7 +326,9 @@ def _section(args: argparse.Namespace, scenarios: list[Scenario]) -> str:
         f"seed {spec.seed}",
         f"- runs: {args.runs} per tool on loopback (median shown), {args.delay_runs} through the delay "
         f"proxy; OfflineIMAP at most {args.slow_runs}, each run capped at {args.timeout:.0f} s",
-        "- fastsync: maxconnections = 4; mbsync: default settings (FSync on); OfflineIMAP: "
+        "- fastsync: maxconnections = 4, "
+        + ("installed by pip into bench/work/venv; " if INSTALLED.exists() else "run from the repository; ")
+        + "mbsync: default settings (FSync on); OfflineIMAP: "
         "maxconnections 1 and 4; limit / limit-4 = bench/limit_client.py with 1 / 4 connections "
         "(everything pipelined, no fsync, no state)",
         "- ratio column: fastsync wall / this tool's wall (below 1: fastsync is faster)",

@@ -601,10 +601,16 @@ class Supervisor:
         for _ in pool.procs:
             pool.jobs.put(ev.job_encoder.encode(ev.Stop()))
         loop = asyncio.get_running_loop()
-        deadline = time.monotonic() + 30
+        # Each exit shows as a WorkerDied (the process sentinel); an abort kills them all.
+        alive, deadline = set(pool.procs), time.monotonic() + 30
+        while alive and not self.aborting:
+            try:
+                e = await asyncio.wait_for(pool.inbox.get(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                break
+            if isinstance(e, WorkerDied):
+                alive.discard(e.worker)
         for wid, proc in list(pool.procs.items()):
-            while proc.is_alive() and time.monotonic() < deadline and not self.aborting:
-                await asyncio.sleep(0.02)
             if proc.is_alive():
                 proc.kill()
             proc.join(1)

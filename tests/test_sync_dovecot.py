@@ -251,8 +251,9 @@ def test_deletion_guard_keeps_a_full_server_folder_when_the_local_one_is_emptied
     assert len(env.server_folder("INBOX")) == 40
 
 
-def test_sync_killed_mid_way_then_resumed_has_no_duplicates_and_loses_nothing(env):
-    generate(env.user.maildir, CorpusSpec(folders=["INBOX"], messages=1500, seed=3, size_mix="small"))
+def kill_when_copied(env: SyncEnv, count: int) -> None:
+    """Start a sync and SIGKILL it (supervisor and workers, no chance to clean up) once
+    ``count`` messages are in the local INBOX."""
     env.write_config()
     cmd = [sys.executable, "-m", "fastsync", "-c", str(env.config), "-o", "-u", "Noninteractive.Quiet"]
     proc = subprocess.Popen(
@@ -261,12 +262,17 @@ def test_sync_killed_mid_way_then_resumed_has_no_duplicates_and_loses_nothing(en
     cur = env.maildir / "INBOX" / "cur"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if cur.is_dir() and sum(1 for _ in cur.iterdir()) >= 100:
+        if cur.is_dir() and sum(1 for _ in cur.iterdir()) >= count:
             break
         time.sleep(0.005)
-    os.killpg(proc.pid, signal.SIGKILL)  # supervisor and workers, no chance to clean up
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    copied = sum(1 for _ in cur.iterdir())
+
+
+def test_sync_killed_mid_way_then_resumed_has_no_duplicates_and_loses_nothing(env):
+    generate(env.user.maildir, CorpusSpec(folders=["INBOX"], messages=1500, seed=3, size_mix="small"))
+    kill_when_copied(env, 100)
+    copied = sum(1 for _ in (env.maildir / "INBOX" / "cur").iterdir())
     assert copied < 1500, "the sync finished before it could be interrupted; make the corpus bigger"
     env.run()
     assert_sides_equal(env, ["INBOX"])
@@ -293,20 +299,10 @@ def test_range_copies_killed_mid_way_then_resumed_have_no_duplicates(env):
     generate(env.user.maildir, CorpusSpec(folders=["INBOX"], messages=1500, seed=4, size_mix="small"))
     env.account_opts["splitthreshold"] = "200"
     env.remote_opts["maxconnections"] = "3"
-    env.write_config()
-    cmd = [sys.executable, "-m", "fastsync", "-c", str(env.config), "-o", "-u", "Noninteractive.Quiet"]
-    proc = subprocess.Popen(
-        cmd, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)), start_new_session=True, stdin=subprocess.DEVNULL
+    kill_when_copied(env, 300)
+    assert sum(1 for _ in (env.maildir / "INBOX" / "cur").iterdir()) < 1500, (
+        "finished before it was interrupted"
     )
-    cur = env.maildir / "INBOX" / "cur"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if cur.is_dir() and sum(1 for _ in cur.iterdir()) >= 300:
-            break
-        time.sleep(0.005)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert sum(1 for _ in cur.iterdir()) < 1500, "finished before it could be interrupted"
     parts = [p.name for p in (env.metadata / "Account-Test").iterdir() if ".part" in p.name]
     assert parts, "the range copies left no part state to resume from"
     env.run()

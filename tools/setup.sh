@@ -41,3 +41,11 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q -e '.[test]'
   touch "$stamp"
 fi
+if [ "${1:-}" = "--bench" ]; then
+  # fastsync as a user installs it (pip install ., no test tools, no editable hook), so its
+  # start-up is timed as it would be on their machine; reinstalled each time (the code moves).
+  [ -x bench/work/venv/bin/python ] || "$py" -m venv bench/work/venv
+  bench/work/venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+  bench/work/venv/bin/python -m pip install -q . >/dev/null
+  bench/work/venv/bin/python -m pip install -q --no-deps --force-reinstall . >/dev/null
+fi

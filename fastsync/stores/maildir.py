@@ -457,14 +457,7 @@ class MaildirStore(Store):
         path = os.path.join(folder, UIDVALIDITY_FILE)
         tmp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         try:
-            fd = os.open(tmp, _CREATE, 0o600)
-            try:
-                os.fchmod(fd, 0o600)
-                mio.write_all(fd, f"{validity}\n1\n".encode())
-                if self._fsync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
+            self._write_private(tmp, f"{validity}\n1\n".encode())
             try:
                 os.link(tmp, path)
             except FileExistsError:
@@ -477,20 +470,24 @@ class MaildirStore(Store):
         finally:
             mio.discard(tmp)
 
+    def _write_private(self, path: str, data: bytes) -> None:
+        """Create ``path`` (0600, whatever the umask) holding ``data``; synced with fsync on."""
+        fd = os.open(path, _CREATE, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            mio.write_all(fd, data)
+            if self._fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+
     def _write_uidvalidity(self, folder: str, validity: int, nxt: int) -> None:
         """Replace the uidvalidity file atomically (tmp, fsync, rename, fsync dir)."""
         path = os.path.join(folder, UIDVALIDITY_FILE)
         tmp = path + ".tmp"
         try:
             mio.discard(tmp)  # left by a crash
-            fd = os.open(tmp, _CREATE, 0o600)
-            try:
-                os.fchmod(fd, 0o600)
-                mio.write_all(fd, f"{validity}\n{nxt}\n".encode())
-                if self._fsync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
+            self._write_private(tmp, f"{validity}\n{nxt}\n".encode())
             os.replace(tmp, path)
             if self._fsync:
                 mio.fsync_dir(folder)
