@@ -81,6 +81,8 @@ def sync_folder(
     fst, lf = _open(far, pair.far, pair.far_exists, opts.dry_run)
     nst, ln = _open(near, pair.near, pair.near_exists, opts.dry_run)
     state = _load_state(run, fst, nst)
+    if state is None and lf is None and _pull_all(fst, nst, opts):
+        return _first_pull(run, fst, nst)
     if lf is None:
         lf = _listing(far, Side.FAR, state, (state.far_modseq if state else 0, fst.highestmodseq), opts)
     if ln is None:
@@ -113,6 +115,31 @@ def sync_folder(
     return run.stats
 
 
+def _pull_all(fst: FolderStatus, nst: FolderStatus, opts: EngineOptions) -> bool:
+    """A first sync into an empty near folder copies every far message, so it needs no
+    listing: a fetch of the whole UID range does (when UIDs are dense enough for that)."""
+    return (
+        nst.messages == 0
+        and fst.messages > 0
+        and fst.uidnext - 1 <= 2 * fst.messages + 1000
+        and opts.plan.write_near
+        and not opts.dry_run
+        and opts.maxsize is None
+        and opts.since is None
+        and opts.before is None
+    )
+
+
+def _first_pull(run: _Run, fst: FolderStatus, nst: FolderStatus) -> FolderStats:
+    run.state = FolderState(far_validity=fst.validity, near_validity=nst.validity)
+    run.statefile.commit(run.state)
+    _copy(run, run.far, run.near, list(range(1, fst.uidnext)), Side.NEAR, gaps=True)
+    # Far UIDs below UIDNEXT count as seen only once the closing check found every far
+    # message paired; until then they all stay new, and the next run copies what was missed.
+    _finish(Plan(), fst, nst, run, seen_if_settled=fst.uidnext - 1)
+    return run.stats
+
+
 def copy_range(
     far: Store,
     near: Store,
@@ -140,15 +167,25 @@ def copy_range(
     return run.stats
 
 
+_NO_SIZES = 2**32 - 2  # sizes of UIDs above this: at most the last one's (4294967295:* is valid)
+
+
 def _sizes_above(max_uid: int, retry: set[int]) -> int:
     return min(max_uid, min(retry, default=max_uid + 1) - 1)
 
 
 def _listing(
-    store: Store, side: Side, state: FolderState | None, marks: tuple[int, int], opts: EngineOptions
+    store: Store,
+    side: Side,
+    state: FolderState | None,
+    marks: tuple[int, int],
+    opts: EngineOptions,
+    *,
+    sizes: bool = True,
 ) -> Listing:
     """Every UID of the selected folder with its flags, and sizes of new ones (and retries).
 
+    ``sizes``: False when nothing will be copied (no sizes are asked for then).
     ``marks``: (the change mark the state was recorded at, the folder's mark now). With a
     store that can list by difference (CONDSTORE), only what changed since is fetched; the
     other messages' flags are those the state recorded. Not when a side is read-only (a flag
@@ -157,7 +194,9 @@ def _listing(
     """
     if state is None:
         return store.list_messages(0)
-    if side is Side.FAR:
+    if not sizes:
+        above = _NO_SIZES
+    elif side is Side.FAR:
         above = _sizes_above(state.far_max_uid, state.retry_far)
     else:
         above = _sizes_above(state.near_max_uid, state.retry_near)
@@ -424,13 +463,16 @@ def _message_id(data: bytes) -> str:
     return " ".join(m.group(1).decode("ascii", "replace").split())[:200] or "none"
 
 
-def _finish(p: Plan, fst: FolderStatus, nst: FolderStatus, run: _Run) -> None:
+def _finish(p: Plan, fst: FolderStatus, nst: FolderStatus, run: _Run, *, seen_if_settled: int = 0) -> None:
     st = run.state
     far_max = max(st.far_max_uid, p.far_max_uid, run.max_new_far)
     near_max = max(st.near_max_uid, p.near_max_uid, run.max_new_near)
     unknown_mark = any(st.highestmodseq == 0 and s.mark_tick for st, s in ((fst, run.far), (nst, run.near)))
-    if (unknown_mark or not p.is_empty()) and not run.stats.errors:
-        fst, nst = _settled_marks(run, fst, nst, far_max, near_max)
+    if (unknown_mark or seen_if_settled or run.stats.changed()) and not run.stats.errors:
+        marks = _settled_marks(run, fst, nst, far_max, near_max)
+        if marks is not None:
+            fst, nst = marks
+            far_max = max(far_max, seen_if_settled)
     header = Header(
         far_validity=fst.validity,
         near_validity=nst.validity,
@@ -450,7 +492,7 @@ def _finish(p: Plan, fst: FolderStatus, nst: FolderStatus, run: _Run) -> None:
 
 def _settled_marks(
     run: _Run, fst: FolderStatus, nst: FolderStatus, far_max: int, near_max: int
-) -> tuple[FolderStatus, FolderStatus]:
+) -> tuple[FolderStatus, FolderStatus] | None:
     """The change marks to record after this run's own writes.
 
     The marks read at SELECT predate our writes; recorded as they are, the next run would see
@@ -458,7 +500,7 @@ def _settled_marks(
     now, then list again and plan against the state as it stands; when that finds nothing to
     do, nobody else changed the folder meanwhile and the new marks are safe to record. A
     change made after the status was read moves the marks past it, so it is seen next run;
-    when anything is found, the old marks stay (the next run visits and does it).
+    when anything is found, None: the old marks stay (the next run visits and does it).
     """
     far_now = _status_past_tick(run.far, run.pair.far)
     near_now = _status_past_tick(run.near, run.pair.near)
@@ -469,12 +511,14 @@ def _settled_marks(
         retry_near=run.state.retry_near,
         pairs=run.state.pairs,
     )
-    lf = _listing(run.far, Side.FAR, view, (fst.highestmodseq, far_now.highestmodseq), run.opts)
-    ln = _listing(run.near, Side.NEAR, view, (nst.highestmodseq, near_now.highestmodseq), run.opts)
+    lf = _listing(run.far, Side.FAR, view, (fst.highestmodseq, far_now.highestmodseq), run.opts, sizes=False)
+    ln = _listing(
+        run.near, Side.NEAR, view, (nst.highestmodseq, near_now.highestmodseq), run.opts, sizes=False
+    )
     again = plan(view, lf.flags, ln.flags, run.opts.plan)
     _drop_unselected(again, run.far, lf, ln, run.opts)
     if not again.is_empty() or again.guard:
-        return fst, nst
+        return None
     return far_now, near_now
 
 

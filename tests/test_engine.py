@@ -192,3 +192,47 @@ def test_a_change_by_someone_else_during_the_run_is_not_hidden_by_the_closing_ma
     assert not state_is_current(far_root, near_root, state_path)  # the next run looks again
     again = run(far_root, near_root, StateFile(state_path, fsync=False))
     assert again.to_far == 1
+
+
+class SkippingFetch(MaildirStore):
+    """A far store whose fetch silently leaves out one message (a server that drops one)."""
+
+    skip = 0
+
+    def fetch(self, uids):  # type: ignore[no-untyped-def]
+        return (m for m in super().fetch(uids) if m.uid != self.skip)
+
+
+def test_first_pull_into_an_empty_folder_fetches_the_uid_range_and_a_message_it_missed_comes_next_run(tmp_path):
+    far_root, near_root = tmp_path / "far", tmp_path / "near"
+    far = make_side(far_root, "far", 12)
+    listing = far.list_messages(0)
+    far.delete(sorted(listing.flags)[3:5])  # gaps in the UID range
+    state_path = tmp_path / "INBOX.state"
+    skipping = SkippingFetch(far_root, fsync=False)
+    skipping.connect()
+    skipping.skip = 8
+    near = MaildirStore(near_root, fsync=False)
+    near.connect()
+    pair = FolderPair("INBOX", "INBOX", True, False)
+    first = sync_folder(skipping, near, pair, StateFile(state_path, fsync=False), EngineOptions(), lambda *a: None)
+    assert first.to_near == 9
+    state = StateFile(state_path, fsync=False).load()
+    assert state is not None and state.far_max_uid == 0  # the closing check saw UID 8 unpaired
+    assert not state_is_current(far_root, near_root, state_path)
+    second = run(far_root, near_root, StateFile(state_path, fsync=False))
+    assert (second.to_near, second.to_far) == (1, 0)
+    far_snap, near_snap = snapshot(far_root), snapshot(near_root)
+    assert far_snap == near_snap and len(near_snap) == 10
+    assert state_is_current(far_root, near_root, state_path)
+    assert not run(far_root, near_root, StateFile(state_path, fsync=False)).changed()
+
+
+def test_first_pull_that_got_everything_records_the_whole_range_as_seen(tmp_path):
+    far_root, near_root = tmp_path / "far", tmp_path / "near"
+    make_side(far_root, "far", 12)
+    state_path = tmp_path / "INBOX.state"
+    assert run(far_root, near_root, StateFile(state_path, fsync=False)).to_near == 12
+    state = StateFile(state_path, fsync=False).load()
+    assert state is not None and state.far_max_uid == 12 and len(state.pairs) == 12
+    assert state_is_current(far_root, near_root, state_path)

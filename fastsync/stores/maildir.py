@@ -221,6 +221,8 @@ class MaildirStore(Store):
 
     def fetch(self, uids: list[int]) -> Iterator[Fetched]:
         sel = self._selected()
+        if not sel.loc and not sel.phantom:
+            self.list_messages(_MAX_UID)  # not listed yet (a fetch of a whole UID range): find the files
 
         def read(sub: str, name: str) -> tuple[int, float, bytes]:
             with open(os.path.join(sel.dir, sub, name), "rb") as f:
