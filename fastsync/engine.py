@@ -83,10 +83,15 @@ def sync_folder(
     state = _load_state(run, fst, nst)
     if state is None and lf is None and _pull_all(fst, nst, opts):
         return _first_pull(run, fst, nst)
+    sizes = opts.maxsize is not None or opts.dry_run  # only a size limit and a dry run's report use them
     if lf is None:
-        lf = _listing(far, Side.FAR, state, (state.far_modseq if state else 0, fst.highestmodseq), opts)
+        lf = _listing(
+            far, Side.FAR, state, (state.far_modseq if state else 0, fst.highestmodseq), opts, sizes=sizes
+        )
     if ln is None:
-        ln = _listing(near, Side.NEAR, state, (state.near_modseq if state else 0, nst.highestmodseq), opts)
+        ln = _listing(
+            near, Side.NEAR, state, (state.near_modseq if state else 0, nst.highestmodseq), opts, sizes=sizes
+        )
     new_far, new_near = new_messages(state, lf.flags, ln.flags)
     far_keys = near_keys = None
     if new_far and new_near:
@@ -157,7 +162,11 @@ def copy_range(
     nst = near.select(pair.near)
     state = statefile.load()
     if state is None or (state.far_validity, state.near_validity) != (fst.validity, nst.validity):
-        state = FolderState(far_validity=fst.validity, near_validity=nst.validity)
+        # far_modseq: changes after this mark (flags of messages already copied) are listed
+        # by the folder's sync that merges this part
+        state = FolderState(
+            far_validity=fst.validity, near_validity=nst.validity, far_modseq=fst.highestmodseq
+        )
         statefile.commit(state)
     run.state = state
     lo, hi = uids

@@ -1,6 +1,8 @@
 """The supervisor: per account, discover folders, spread folder jobs over worker processes,
 watch them, summarise, and (with ``autorefresh`` or ``idlefolders``) do it again. Runs on an
-asyncio loop (uvloop when present). Never imports imapclient.
+asyncio loop (uvloop when present). The workers' store code (imapclient among it) is imported
+here only after the first worker of a run has started, in parallel with that worker's own
+discovery, so that the workers forked after it inherit it instead of each importing it again.
 
 Jobs go to an account's multiprocessing queue, largest folder first; events come back on one
 shared queue as msgspec bytes and are routed by worker id. A worker that dies is noticed at
@@ -449,6 +451,7 @@ class Supervisor:
             if not pool.procs:
                 self._spawn(pool)
             pool.jobs.put(ev.job_encoder.encode(ev.Discover(quick=quick)))
+            _preload_worker_code()
             found = await self._await_discovery(pool)
             if found is not None:
                 await self._run_jobs(pool, *found)
@@ -621,6 +624,13 @@ class Supervisor:
         pool.procs.clear()
         while not pool.inbox.empty():  # deaths of the workers just stopped
             pool.inbox.get_nowait()
+
+
+def _preload_worker_code() -> None:
+    """Import what every worker imports for its first job (a no-op after the first time)."""
+    import fastsync.stores.imap
+    import fastsync.stores.maildir
+    import fastsync.workers.discovery  # noqa: F401
 
 
 def _expr_globals(config: Config) -> dict[str, Any]:

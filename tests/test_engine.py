@@ -203,7 +203,7 @@ class SkippingFetch(MaildirStore):
         return (m for m in super().fetch(uids) if m.uid != self.skip)
 
 
-def test_first_pull_into_an_empty_folder_fetches_the_uid_range_and_a_message_it_missed_comes_next_run(tmp_path):
+def test_first_pull_fetches_the_uid_range_and_a_message_it_missed_comes_next_run(tmp_path):
     far_root, near_root = tmp_path / "far", tmp_path / "near"
     far = make_side(far_root, "far", 12)
     listing = far.list_messages(0)
@@ -215,7 +215,9 @@ def test_first_pull_into_an_empty_folder_fetches_the_uid_range_and_a_message_it_
     near = MaildirStore(near_root, fsync=False)
     near.connect()
     pair = FolderPair("INBOX", "INBOX", True, False)
-    first = sync_folder(skipping, near, pair, StateFile(state_path, fsync=False), EngineOptions(), lambda *a: None)
+    first = sync_folder(
+        skipping, near, pair, StateFile(state_path, fsync=False), EngineOptions(), lambda *a: None
+    )
     assert first.to_near == 9
     state = StateFile(state_path, fsync=False).load()
     assert state is not None and state.far_max_uid == 0  # the closing check saw UID 8 unpaired

@@ -558,12 +558,16 @@ def test_lock_is_exclusive_within_one_process_too(tmp_path: Path) -> None:
 
 
 def _part(
-    path: Path, k: int, pairs: list[tuple[int, int, int]], journaled: list[tuple[int, int, int]]
+    path: Path,
+    k: int,
+    pairs: list[tuple[int, int, int]],
+    journaled: list[tuple[int, int, int]],
+    mark: int = 0,
 ) -> None:
     from fastsync.state import part_path
 
     sf = StateFile(part_path(path, k), fsync=False)
-    sf.commit(state_with(pairs, far_validity=7, near_validity=9))
+    sf.commit(state_with(pairs, far_validity=7, near_validity=9, far_modseq=mark))
     if journaled:
         sf.journal(Paired(pairs=journaled))
 
@@ -612,3 +616,14 @@ def test_a_part_of_other_uidvalidities_or_unreadable_adds_nothing(tmp_path: Path
     part_path(path, 2).write_bytes(b"garbage")
     state = StateFile(path, fsync=False).load()
     assert state is not None and sorted(state.pairs.items()) == [(1, 101, 0)]
+
+
+def test_merged_parts_keep_the_earliest_change_mark_and_an_unknown_one_wins(tmp_path: Path) -> None:
+    path = tmp_path / "f.state"
+    _part(path, 1, [(1, 101, 0)], [], mark=50)
+    _part(path, 2, [(2, 102, 0)], [], mark=40)
+    state = StateFile(path, fsync=False).load()
+    assert state is not None and state.far_modseq == 40  # flags changed after 40 get listed
+    _part(path, 3, [(3, 103, 0)], [], mark=0)
+    state = StateFile(path, fsync=False).load()
+    assert state is not None and state.far_modseq == 0  # one part cannot tell: list everything

@@ -123,8 +123,12 @@ class StateFile:
         self._parts = []
         try:
             state, token = self._load_snapshot()
-            state = self._merge_parts(state)
+            marks: list[int] = []
+            state = self._merge_parts(state, marks)  # before the journal: it may name their pairs
             state = self._replay(state, token)
+            if state is not None and marks:
+                # The earliest change mark: a flag changed after any part's copy is listed since it.
+                state.far_modseq = min(state.far_modseq, *marks) if all(marks) and state.far_modseq else 0
         except StateCorrupt:
             self._token, self._corrupt = _NO_SNAPSHOT, True
             raise
@@ -151,7 +155,8 @@ class StateFile:
                 f"state {self.path} is corrupt ({e}); the folder pair will be re-paired by content"
             ) from e
 
-    def _merge_parts(self, state: FolderState | None) -> FolderState | None:
+    def _merge_parts(self, state: FolderState | None, marks: list[int]) -> FolderState | None:
+        """Add the pairs of the part states to ``state``; their change marks go to ``marks``."""
         pattern = re.compile(re.escape(self.path.name) + r"\.part\d+")
         names = sorted(n for n in _names_in(self.path.parent) if pattern.fullmatch(n))
         for name in names:
@@ -165,10 +170,15 @@ class StateFile:
             if part is None:
                 continue
             if state is None:
-                state = FolderState(far_validity=part.far_validity, near_validity=part.near_validity)
+                state = FolderState(
+                    far_validity=part.far_validity,
+                    near_validity=part.near_validity,
+                    far_modseq=part.far_modseq,
+                )
             if (part.far_validity, part.near_validity) != (state.far_validity, state.near_validity):
                 log.info("ignoring part state %s: it belongs to other UIDVALIDITYs", path)
                 continue
+            marks.append(part.far_modseq)
             pairs = state.pairs
             for far_uid, near_uid, flags in part.pairs.items():
                 # already there when a crash came between the commit and the removal of the parts

@@ -236,8 +236,9 @@ class MaildirStore(Store):
     def append(self, msgs: list[Outgoing]) -> list[int | None]:
         """Store ``msgs`` into cur/ (flags in the name, ``:2,`` when none) and return their UIDs.
 
-        All files are written to tmp/, synced, then given UIDs with one write of the
-        uidvalidity file, renamed into cur/, and cur/ is synced once. If writing or moving
+        All files are written to tmp/ and synced (one syncfs), then given UIDs with one write of
+        the uidvalidity file and renamed into cur/, and a second syncfs makes the counter and
+        the renames durable (without syncfs: an fsync per file, the counter and cur/). If writing or moving
         one message fails (disk full...) its tmp file is removed, the messages before it
         are completed and AppendError (a MessageError) carries their UIDs in ``done``.
         """
@@ -253,7 +254,8 @@ class MaildirStore(Store):
         try:
             problem = self._write_batch(sel, msgs, staged)
             if staged:
-                first = self._reserve(sel, len(staged))
+                # With syncfs the counter is made durable by the one syncfs after the renames.
+                first = self._reserve(sel, len(staged), sync=mio.SYNCFS is None)
                 for k, unique in enumerate(staged):
                     name = mn.join_name(
                         mn.with_uid(unique, first + k, sel.vhex), mn.info_with_flags(None, msgs[k].flags)
@@ -269,7 +271,10 @@ class MaildirStore(Store):
             for unique in staged[len(uids) :]:
                 mio.discard(os.path.join(tmpdir, unique))
         if uids and self._fsync:
-            self._sync_dir(sel, "cur")
+            if mio.SYNCFS is not None:
+                self._syncfs(sel, curdir)  # the renames and the UID counter, before any record
+            else:
+                self._sync_dir(sel, "cur")
         if problem is not None:
             k, err = problem
             raise AppendError(
@@ -472,32 +477,33 @@ class MaildirStore(Store):
         finally:
             mio.discard(tmp)
 
-    def _write_private(self, path: str, data: bytes) -> None:
+    def _write_private(self, path: str, data: bytes, *, sync: bool = True) -> None:
         """Create ``path`` (0600, whatever the umask) holding ``data``; synced with fsync on."""
         fd = os.open(path, _CREATE, 0o600)
         try:
             os.fchmod(fd, 0o600)
             mio.write_all(fd, data)
-            if self._fsync:
+            if self._fsync and sync:
                 os.fsync(fd)
         finally:
             os.close(fd)
 
-    def _write_uidvalidity(self, folder: str, validity: int, nxt: int) -> None:
-        """Replace the uidvalidity file atomically (tmp, fsync, rename, fsync dir)."""
+    def _write_uidvalidity(self, folder: str, validity: int, nxt: int, *, sync: bool = True) -> None:
+        """Replace the uidvalidity file atomically (tmp, fsync, rename, fsync dir); without
+        ``sync`` the caller makes it durable (one syncfs after its renames)."""
         path = os.path.join(folder, UIDVALIDITY_FILE)
         tmp = path + ".tmp"
         try:
             mio.discard(tmp)  # left by a crash
-            self._write_private(tmp, f"{validity}\n{nxt}\n".encode())
+            self._write_private(tmp, f"{validity}\n{nxt}\n".encode(), sync=sync)
             os.replace(tmp, path)
-            if self._fsync:
+            if self._fsync and sync:
                 mio.fsync_dir(folder)
         except OSError as e:
             mio.discard(tmp)
             raise FolderError(f"{self._label}: cannot write {path!r}: {mio.reason(e)}") from e
 
-    def _reserve(self, sel: _Folder, n: int) -> int:
+    def _reserve(self, sel: _Folder, n: int, *, sync: bool = True) -> int:
         """Reserve ``n`` UIDs (on disk, before any file carries them); return the first."""
         if not self._writes:
             first = self._check_room(sel, sel.next_uid, n)
@@ -520,7 +526,7 @@ class MaildirStore(Store):
                 )
             first = self._check_room(sel, max(sel.next_uid, on_disk), n)
             sel.next_uid = first + n
-            self._write_uidvalidity(sel.dir, sel.validity, sel.next_uid)
+            self._write_uidvalidity(sel.dir, sel.validity, sel.next_uid, sync=sync)
         finally:
             os.close(lock)  # releases the lock
         return first
