@@ -240,7 +240,7 @@ def _setup(args: argparse.Namespace, choice: CorpusChoice) -> tuple[Dovecot, Use
             client.select_folder(name, readonly=True)
             # UID per message line by line (a SEARCH ALL answer of 200,000 UIDs is one line
             # longer than imaplib accepts)
-            client.fetch("1:*", ["UID"])
+            client._imap.fetch("1:*", "(UID)")
     finally:
         client.logout()
     return dovecot, user
