@@ -237,10 +237,10 @@ def _setup(args: argparse.Namespace, choice: CorpusChoice) -> tuple[Dovecot, Use
         for flags, _delim, name in client.list_folders():
             if b"\\Noselect" in flags or b"\\NonExistent" in flags:
                 continue
-            client.select_folder(name, readonly=True)
-            # UID per message line by line (a SEARCH ALL answer of 200,000 UIDs is one line
-            # longer than imaplib accepts)
-            client._imap.fetch("1:*", "(UID)")
+            if client.select_folder(name, readonly=True).get(b"EXISTS"):
+                # UID per message line by line (a SEARCH ALL answer of 200,000 UIDs is one
+                # line longer than imaplib accepts; imapclient 4 refuses 1:*)
+                client._imap.fetch("1:*", "(UID)")
     finally:
         client.logout()
     return dovecot, user
