@@ -215,12 +215,15 @@ def _listing(
         changes = store.list_changes(since, above)
     if changes is None:
         return store.list_messages(above)
-    if side is Side.FAR:
-        known = {f: fl for f, _n, fl in state.pairs.items()}
-    else:
-        known = {n: fl for _f, n, fl in state.pairs.items()}
-    changed = changes.flags
-    flags = {u: changed[u] if u in changed else known.get(u, 0) for u in changes.uids}
+    present = changes.uids
+    flags: dict[int, int] = {}
+    for f, n, fl in state.pairs.items():  # what the state recorded, for what is still there
+        u = f if side is Side.FAR else n
+        if u in present:
+            flags[u] = fl
+    for u in present:
+        flags.setdefault(u, 0)  # not paired: new (its flags come with its copy) or left out
+    flags.update((u, fl) for u, fl in changes.flags.items() if u in present)
     return Listing(flags=flags, sizes=changes.sizes)
 
 

@@ -51,7 +51,7 @@ _MAX_OPEN = 64  # files of one append batch kept open until their fsync
 _STORE_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
-_Entry = tuple[str, str | None, str, "os.DirEntry[str]"]  # (base, info, subdir, entry)
+_Entry = tuple[str, str | None, str, str]  # (base, info, subdir, file name)
 
 
 class AppendError(MessageError):
@@ -203,15 +203,13 @@ class MaildirStore(Store):
         sel = self._selected()
         if sel.phantom:
             return Listing(flags={}, sizes={})
-        kept, fresh = self._classify(sel, self._scan(sel))
-        loc: dict[int, tuple[str, str]] = {}
+        loc, fresh = self._classify(sel, self._scan(sel))
         flags: dict[int, int] = {}
         sizes: dict[int, int] = {}
-        for uid, (_base, info, sub, entry) in kept.items():
-            loc[uid] = (sub, entry.name)
-            flags[uid] = mn.info_flags(info) if sub == "cur" else 0
+        for uid, (sub, name) in loc.items():
+            flags[uid] = mn.info_flags(mn.split_name(name)[1]) if sub == "cur" else 0
             if uid > sizes_above:
-                sizes[uid] = mio.entry_size(entry)
+                sizes[uid] = mio.file_size(os.path.join(sel.dir, sub, name))
         for uid, sub, name, info, size in self._number(sel, fresh):
             loc[uid] = (sub, name)
             flags[uid] = mn.info_flags(info) if sub == "cur" else 0
@@ -539,7 +537,7 @@ class MaildirStore(Store):
             )
         return first
 
-    def _scan(self, sel: _Folder) -> list[tuple[str, os.DirEntry[str]]]:
+    def _scan(self, sel: _Folder) -> list[tuple[str, str]]:
         try:
             return mio.stable_scan(sel.dir)
         except OSError as e:
@@ -552,27 +550,31 @@ class MaildirStore(Store):
         return uid if uid < sel.next_uid else 0
 
     def _classify(
-        self, sel: _Folder, entries: list[tuple[str, os.DirEntry[str]]]
-    ) -> tuple[dict[int, _Entry], list[_Entry]]:
-        """Split files into those with a valid UID (the first by name wins a duplicate) and the rest."""
+        self, sel: _Folder, entries: list[tuple[str, str]]
+    ) -> tuple[dict[int, tuple[str, str]], list[_Entry]]:
+        """Split files into those with a valid UID, as UID -> (subdir, name) (the first by name
+        wins a duplicate), and the rest. ``entries`` is consumed: its memory goes as it is read."""
         virtual = None if self._writes else self._virtual.setdefault(sel.dir, {})
-        kept: dict[int, _Entry] = {}
+        kept: dict[int, tuple[str, str]] = {}
         fresh: list[_Entry] = []
-        for sub, e in entries:
-            base, info = mn.split_name(e.name)
-            item = (base, info, sub, e)
+        entries.reverse()
+        while entries:
+            sub, name = entries.pop()
+            base, info = mn.split_name(name)
             uid = self._uid_of(sel, base, virtual)
             if uid == 0:
-                fresh.append(item)
+                fresh.append((base, info, sub, name))
                 continue
             other = kept.get(uid)
             if other is None:
-                kept[uid] = item
-            elif base < other[0]:
-                fresh.append(other)
-                kept[uid] = item
+                kept[uid] = (sub, name)
+                continue
+            other_base, other_info = mn.split_name(other[1])
+            if base < other_base:
+                fresh.append((other_base, other_info, other[0], other[1]))
+                kept[uid] = (sub, name)
             else:
-                fresh.append(item)
+                fresh.append((base, info, sub, name))
         return kept, fresh
 
     def _number(self, sel: _Folder, fresh: list[_Entry]) -> Iterator[tuple[int, str, str, str | None, int]]:
@@ -587,24 +589,25 @@ class MaildirStore(Store):
         fresh.sort(key=lambda item: item[0])
         first = self._reserve(sel, len(fresh))
         virtual = None if self._writes else self._virtual.setdefault(sel.dir, {})
-        for k, (base, info, sub, e) in enumerate(fresh):
+        for k, (base, info, sub, old) in enumerate(fresh):
             uid = first + k
-            size = mio.entry_size(e)
+            path = os.path.join(sel.dir, sub, old)
+            size = mio.file_size(path)
             if virtual is not None:
                 virtual[base] = uid
-                yield uid, sub, e.name, info, size
+                yield uid, sub, old, info, size
                 continue
             name = mn.join_name(mn.with_uid(base, uid, sel.vhex), info)
             if not mn.fits(name):  # a long foreign name: start afresh, keeping the flags
                 name = mn.join_name(mn.with_uid(mn.unique_base(), uid, sel.vhex), info)
             try:
-                os.rename(e.path, os.path.join(sel.dir, sub, name))
+                os.rename(path, os.path.join(sel.dir, sub, name))
             except FileNotFoundError:
-                log.debug("%s: %s vanished before it got UID %d", self._label, e.path, uid)
+                log.debug("%s: %s vanished before it got UID %d", self._label, path, uid)
                 continue
             except OSError as err:
                 raise FolderError(
-                    f"{self._label}: folder {sel.name!r}: cannot rename {e.path!r} to give it a UID: "
+                    f"{self._label}: folder {sel.name!r}: cannot rename {path!r} to give it a UID: "
                     f"{mio.reason(err)}"
                 ) from err
             sel.dirty.add(sub)
@@ -614,11 +617,11 @@ class MaildirStore(Store):
         """Find the files of the listed UIDs again after a mail reader renamed some."""
         virtual = None if self._writes else self._virtual.get(sel.dir)
         found: dict[int, tuple[str, str]] = {}
-        for sub, e in self._scan(sel):
-            base = mn.split_name(e.name)[0]
+        for sub, name in self._scan(sel):
+            base = mn.split_name(name)[0]
             uid = self._uid_of(sel, base, virtual)
             if uid in sel.loc and (uid not in found or base < mn.split_name(found[uid][1])[0]):
-                found[uid] = (sub, e.name)
+                found[uid] = (sub, name)
         sel.loc = {uid: found[uid] for uid in sel.loc if uid in found}
 
     def _each(
