@@ -42,6 +42,10 @@ class PairSource(Protocol):
 class PairItems(Protocol):
     def items(self) -> Iterable[tuple[int, int, int]]: ...
 
+    def __contains__(self, far_uid: object) -> bool: ...
+
+    def far_of_near(self, near_uid: int) -> int | None: ...
+
 
 class PlanOptions(msgspec.Struct, frozen=True):
     write_far: bool = True
@@ -110,13 +114,11 @@ def new_messages(
     """UIDs of each side that are not paired and not yet considered (or due for a retry)."""
     if state is None:
         return sorted(far), sorted(near)
-    paired_far: set[int] = set()
-    paired_near: set[int] = set()
-    for f, n, _ in state.pairs.items():
-        paired_far.add(f)
-        paired_near.add(n)
-    new_far = [u for u in far if u not in paired_far and (u > state.far_max_uid or u in state.retry_far)]
-    new_near = [u for u in near if u not in paired_near and (u > state.near_max_uid or u in state.retry_near)]
+    pairs = state.pairs  # asked directly: no copy of a table that may hold millions
+    new_far = [u for u in far if (u > state.far_max_uid or u in state.retry_far) and u not in pairs]
+    new_near = [
+        u for u in near if (u > state.near_max_uid or u in state.retry_near) and pairs.far_of_near(u) is None
+    ]
     new_far.sort()
     new_near.sort()
     return new_far, new_near

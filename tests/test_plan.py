@@ -41,6 +41,12 @@ class Pairs:
     def items(self) -> list[tuple[int, int, int]]:
         return [(f, n, fl) for f, (n, fl) in sorted(self.d.items())]
 
+    def __contains__(self, far_uid: object) -> bool:
+        return far_uid in self.d
+
+    def far_of_near(self, near_uid: int) -> int | None:
+        return next((f for f, (n, _fl) in self.d.items() if n == near_uid), None)
+
 
 @dataclass
 class State:
