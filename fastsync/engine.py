@@ -110,11 +110,7 @@ def sync_folder(
             ln.sizes.get(u, 0) for u in p.copy_to_far
         )
         return run.stats
-    if state is None:
-        state = FolderState()
-        state.far_validity, state.near_validity = fst.validity, nst.validity
-        statefile.commit(state)  # a fresh, empty state: from here on the journal applies to it
-    run.state = state
+    run.state = state if state is not None else _fresh_state(statefile, fst, nst)
     _apply(p, run)
     _finish(p, fst, nst, run)
     return run.stats
@@ -135,9 +131,17 @@ def _pull_all(fst: FolderStatus, nst: FolderStatus, opts: EngineOptions) -> bool
     )
 
 
+def _fresh_state(
+    statefile: StateFile, fst: FolderStatus, nst: FolderStatus, far_modseq: int = 0
+) -> FolderState:
+    """An empty state for these UIDVALIDITYs, committed: from here on the journal applies to it."""
+    state = FolderState(far_validity=fst.validity, near_validity=nst.validity, far_modseq=far_modseq)
+    statefile.commit(state)
+    return state
+
+
 def _first_pull(run: _Run, fst: FolderStatus, nst: FolderStatus) -> FolderStats:
-    run.state = FolderState(far_validity=fst.validity, near_validity=nst.validity)
-    run.statefile.commit(run.state)
+    run.state = _fresh_state(run.statefile, fst, nst)
     _copy(run, run.far, run.near, list(range(1, fst.uidnext)), Side.NEAR, gaps=True)
     # Far UIDs below UIDNEXT count as seen only once the closing check found every far
     # message paired; until then they all stay new, and the next run copies what was missed.
@@ -164,10 +168,7 @@ def copy_range(
     if state is None or (state.far_validity, state.near_validity) != (fst.validity, nst.validity):
         # far_modseq: changes after this mark (flags of messages already copied) are listed
         # by the folder's sync that merges this part
-        state = FolderState(
-            far_validity=fst.validity, near_validity=nst.validity, far_modseq=fst.highestmodseq
-        )
-        statefile.commit(state)
+        state = _fresh_state(statefile, fst, nst, fst.highestmodseq)
     run.state = state
     lo, hi = uids
     done = state.pairs
@@ -479,7 +480,9 @@ def _finish(p: Plan, fst: FolderStatus, nst: FolderStatus, run: _Run, *, seen_if
     st = run.state
     far_max = max(st.far_max_uid, p.far_max_uid, run.max_new_far)
     near_max = max(st.near_max_uid, p.near_max_uid, run.max_new_near)
-    unknown_mark = any(st.highestmodseq == 0 and s.mark_tick for st, s in ((fst, run.far), (nst, run.near)))
+    unknown_mark = any(
+        status.highestmodseq == 0 and store.mark_tick for status, store in ((fst, run.far), (nst, run.near))
+    )
     if (unknown_mark or seen_if_settled or run.stats.changed()) and not run.stats.errors:
         marks = _settled_marks(run, fst, nst, far_max, near_max)
         if marks is not None:
@@ -527,8 +530,9 @@ def _settled_marks(
     ln = _listing(
         run.near, Side.NEAR, view, (nst.highestmodseq, near_now.highestmodseq), run.opts, sizes=False
     )
+    # Every message listed at the start is at or below far_max/near_max now, so a message the
+    # selection (maxsize, dates) left out is not new here: no need to leave it out again.
     again = plan(view, lf.flags, ln.flags, run.opts.plan)
-    _drop_unselected(again, run.far, lf, ln, run.opts)
     if not again.is_empty() or again.guard:
         return None
     return far_now, near_now

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import msgspec
 
 from fastsync.state.pairs import PairTable
-from fastsync.state.records import FolderState, JournalRecord
+from fastsync.state.records import FolderState, Header, JournalRecord, apply_record, header_of
 
 SNAPSHOT_MAGIC = b"FSST"
 SNAPSHOT_VERSION = 1
@@ -76,21 +76,12 @@ def encode_snapshot(state: FolderState, token: int) -> bytes:
     body = _encoder.encode(
         _Snapshot(
             token=token,
-            far_validity=state.far_validity,
-            near_validity=state.near_validity,
-            far_max_uid=state.far_max_uid,
-            near_max_uid=state.near_max_uid,
-            far_modseq=state.far_modseq,
-            far_uidnext=state.far_uidnext,
-            near_uidnext=state.near_uidnext,
-            far_messages=state.far_messages,
-            near_messages=state.near_messages,
             retry_far=sorted(state.retry_far),
             retry_near=sorted(state.retry_near),
             far_uids=far,
             near_uids=near,
             flags=flags,
-            near_modseq=state.near_modseq,
+            **msgspec.structs.asdict(header_of(state)),  # the header fields, one list of them
         )
     )
     return SNAPSHOT_MAGIC + bytes([SNAPSHOT_VERSION]) + _crc(body) + body
@@ -115,21 +106,8 @@ def decode_snapshot(data: bytes) -> tuple[FolderState, int]:
         table = PairTable.from_blobs(snap.far_uids, snap.near_uids, snap.flags)
     except (msgspec.DecodeError, ValueError) as e:  # ValidationError is a DecodeError
         raise FormatError(str(e)) from e
-    state = FolderState(
-        far_validity=snap.far_validity,
-        near_validity=snap.near_validity,
-        far_max_uid=snap.far_max_uid,
-        near_max_uid=snap.near_max_uid,
-        far_modseq=snap.far_modseq,
-        far_uidnext=snap.far_uidnext,
-        near_uidnext=snap.near_uidnext,
-        far_messages=snap.far_messages,
-        near_messages=snap.near_messages,
-        near_modseq=snap.near_modseq,
-        retry_far=set(snap.retry_far),
-        retry_near=set(snap.retry_near),
-        pairs=table,
-    )
+    state = FolderState(retry_far=set(snap.retry_far), retry_near=set(snap.retry_near), pairs=table)
+    apply_record(state, Header(**{name: getattr(snap, name) for name in Header.__struct_fields__}))
     return state, snap.token
 
 
