@@ -14,6 +14,7 @@ they are compiled here once only to report mistakes at load time.
 from __future__ import annotations
 
 import configparser
+import difflib
 import logging
 import os
 import re
@@ -364,7 +365,9 @@ class _Reader:
                     option,
                 )
             elif option not in table:
-                log.warning("%s: [%s] %s: unknown option, ignored", self.path, section, option)
+                close = difflib.get_close_matches(option, table, n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                log.warning("%s: [%s] %s: unknown option, ignored%s", self.path, section, option, hint)
         values: dict[str, Any] = {}
         for option, conv in table.items():
             raw = own.get(option, self.defaults.get(option))

@@ -368,6 +368,21 @@ def test_unknown_option_warns_once_even_if_repository_is_shared(
     assert hits == [f"{tmp_path / 'rc'}: [Repository R] frobnicate: unknown option, ignored"]
 
 
+def test_a_misspelt_option_is_named_with_the_one_meant(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = with_repo("maxconnection = 2").replace(
+        "remoterepository = R\n", "remoterepository = R\nmaxdelete_percent = 10\n"
+    )
+    with caplog.at_level(logging.WARNING, logger="fastsync.config"):
+        load_config(write(tmp_path, text))
+    rc = tmp_path / "rc"
+    said = [r.getMessage() for r in caplog.records]
+    unknown = "unknown option, ignored"
+    assert f"{rc}: [Account A] maxdelete_percent: {unknown} (did you mean max_delete_percent?)" in said
+    assert f"{rc}: [Repository R] maxconnection: {unknown} (did you mean maxconnections?)" in said
+
+
 def test_offlineimap_options_we_ignore_just_warn(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     text = with_repo("ssl_version = tls1_2\nusecompression = yes\nsubscribedonly = no\nfoldersort = x") + (
         "[mbnames]\nenabled = no\n"
