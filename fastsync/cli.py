@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> ExitCode:
     from fastsync.config import ImapRepo, default_config_path, load_config
+    from fastsync.events import Notice
     from fastsync.folders import load_pythonfile
     from fastsync.secrets import get_password
     from fastsync.supervisor import RunOptions, Supervisor
@@ -112,7 +113,7 @@ def _run(args: argparse.Namespace) -> ExitCode:
                     passwords[repo.name] = get_password(repo, pyglobals, prompt)  # type: ignore[arg-type]
             runnable.append(name)
         except ConfigError as e:
-            ui.error(f"account {name}: {e}")
+            ui.render(Notice(level="error", text=str(e), account=name))
             failed = True
     opts = RunOptions(
         accounts=tuple(runnable),

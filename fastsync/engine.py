@@ -18,17 +18,18 @@ from typing import Literal
 
 import msgspec
 
+from fastsync import events as ev
 from fastsync.errors import DeletionGuard, FolderError, MessageError
+from fastsync.events import FolderStats
 from fastsync.folders import FolderPair
 from fastsync.model import Fetched, Outgoing, Side, flags_repr, header_section
 from fastsync.plan import Plan, PlanOptions, new_messages, plan
 from fastsync.state import FlagsSet, FolderState, Header, Paired, Retry, StateFile, Unpaired, apply_record
 from fastsync.stores.base import FolderStatus, Listing, Store, uid_set
-from fastsync.workers.events import FolderStats
 
 log = logging.getLogger(__name__)
 
-Report = Callable[[str, str, int, int, int], None]  # (kind, what/text, done, total, bytes)
+Emit = Callable[[ev.Progress | ev.Info], None]  # the engine's events; the worker sends them on
 
 
 class EngineOptions(msgspec.Struct, frozen=True):
@@ -49,7 +50,8 @@ class _Run:
     pair: FolderPair
     statefile: StateFile
     opts: EngineOptions
-    report: Report
+    emit: Emit
+    worker: int  # the worker this runs in (0 outside a pool)
     state: FolderState = field(default_factory=FolderState)
     stats: FolderStats = field(default_factory=FolderStats)
     fatal: str | None = None  # the destination cannot take more: the folder stops after this chunk
@@ -66,18 +68,34 @@ class _Run:
         apply_record(self.state, rec)  # first: a record that does not apply never reaches the disk
         self.statefile.journal(rec)
 
+    def info(self, level: ev.Level, text: str) -> None:
+        self.emit(ev.Info(worker=self.worker, folder=self.pair.far, level=level, text=text))
+
+    def progress(self, what: ev.WorkKind, done: int, total: int, nbytes: int = 0) -> None:
+        self.emit(
+            ev.Progress(
+                worker=self.worker, folder=self.pair.far, what=what, done=done, total=total, bytes=nbytes
+            )
+        )
+
     def message_error(self, text: str) -> None:
         self.stats.errors += 1
-        self.report("error", text, 0, 0, 0)
+        self.info("error", text)
         if self.stats.errors >= self.opts.max_message_errors:
             raise FolderError(f"{self.pair.far!r}: stopped after {self.stats.errors} message errors")
 
 
 def sync_folder(
-    far: Store, near: Store, pair: FolderPair, statefile: StateFile, opts: EngineOptions, report: Report
+    far: Store,
+    near: Store,
+    pair: FolderPair,
+    statefile: StateFile,
+    opts: EngineOptions,
+    emit: Emit,
+    worker: int = 0,
 ) -> FolderStats:
     """Sync one folder pair both ways; return what was done. Raises FolderError/StoreError."""
-    run = _Run(far, near, pair, statefile, opts, report)
+    run = _Run(far, near, pair, statefile, opts, emit, worker)
     fst, lf = _open(far, pair.far, pair.far_exists, opts.dry_run)
     nst, ln = _open(near, pair.near, pair.near_exists, opts.dry_run)
     state = _load_state(run, fst, nst)
@@ -156,12 +174,13 @@ def copy_range(
     statefile: StateFile,
     uids: tuple[int, int],
     opts: EngineOptions,
-    report: Report,
+    emit: Emit,
+    worker: int = 0,
 ) -> FolderStats:
     """Copy the far messages with UIDs in ``uids`` (lo, hi) to near, pairs into ``statefile``
     (a part state: workers/split.py says when this is safe). Resumes: UIDs the part state
     already pairs are skipped. UIDs that do not exist are simply not there."""
-    run = _Run(far, near, pair, statefile, opts, report)
+    run = _Run(far, near, pair, statefile, opts, emit, worker)
     fst = far.select(pair.far)
     nst = near.select(pair.near)
     state = statefile.load()
@@ -241,7 +260,7 @@ def _load_state(run: _Run, fst: FolderStatus, nst: FolderStatus) -> FolderState 
     try:
         state = run.statefile.load()
     except FolderError as e:  # corrupt state: said once, then treated as none (never deletes)
-        run.report("warning", str(e), 0, 0, 0)
+        run.info("warning", str(e))
         return None
     if state is None:
         return None
@@ -251,13 +270,10 @@ def _load_state(run: _Run, fst: FolderStatus, nst: FolderStatus) -> FolderState 
     ):
         if old != new and new != 0:
             name = run.pair.far if side is Side.FAR else run.pair.near
-            run.report(
+            run.info(
                 "warning",
                 f"UIDVALIDITY of {side.value} folder {name!r} changed ({old} -> {new}): "
                 "re-pairing messages by content, nothing is deleted",
-                0,
-                0,
-                0,
             )
             return None
     return state
@@ -300,7 +316,7 @@ def _describe(p: Plan, run: _Run) -> None:
     if p.paired:
         lines.append(f"would pair {len(p.paired)} messages found on both sides (no copy)")
     for line in lines:
-        run.report("info", line, 0, 0, 0)
+        run.info("info", line)
 
 
 def _planned_stats(p: Plan) -> FolderStats:
@@ -333,7 +349,7 @@ def _apply_deletions(p: Plan, run: _Run) -> None:
         run.near.flush()
         run.stats.del_near += len(p.delete_near)
     if p.delete_far or p.delete_near:
-        run.report("progress", "delete", len(p.delete_far) + len(p.delete_near), 0, 0)
+        run.progress("delete", len(p.delete_far) + len(p.delete_near), 0)
     if p.unpaired:
         run.record(Unpaired(far_uids=p.unpaired))
 
@@ -377,13 +393,10 @@ def _copy(run: _Run, src: Store, dst: Store, uids: list[int], to: Side, *, gaps:
         # Expunged meanwhile, or a response that did not parse: either way not copied, and
         # not to be forgotten (their UIDs are below the max UID recorded at the end).
         missing = sorted(wanted)
-        run.report(
+        run.info(
             "warning",
             f"{len(missing)} message(s) not received "
             f"({_src_side(to)} UIDs {uid_set(missing)}); retried next run",
-            0,
-            0,
-            0,
         )
         run.record(Retry(side=_src_side(to), uids=missing, add=True))
 
@@ -400,8 +413,8 @@ class _CopyProgress:
         self.done += count
         self.sent_bytes += nbytes
         self.run.stats.bytes += nbytes
-        what = "to_near" if self.to is Side.NEAR else "to_far"
-        self.run.report("progress", what, self.done, self.total, self.sent_bytes)
+        what: ev.WorkKind = "to_near" if self.to is Side.NEAR else "to_far"
+        self.run.progress(what, self.done, self.total, self.sent_bytes)
 
 
 def _commit_chunk(run: _Run, dst: Store, chunk: list[Fetched], to: Side, progress: _CopyProgress) -> None:

@@ -14,7 +14,7 @@ import logging
 import os
 from dataclasses import dataclass
 
-from fastsync.workers.events import FolderStats
+from fastsync.events import FolderStats
 
 log = logging.getLogger(__name__)
 

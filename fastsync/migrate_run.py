@@ -18,14 +18,16 @@ from typing import Any
 
 import msgspec
 
+from fastsync import events as ev
 from fastsync.config import AccountConfig, ImapRepo
 from fastsync.errors import AccountError, FastsyncError, FolderError, StoreError
+from fastsync.events import AccountSummary
 from fastsync.folders import FolderPair
 from fastsync.migrate_map import FolderMap, Selection, Side, map_folders
 from fastsync.stores.imap import ImapStore
 from fastsync.supervisor import Supervisor
-from fastsync.ui.base import UI, AccountSummary
-from fastsync.workers import events as ev
+from fastsync.ui.base import UI
+from fastsync.ui.lines import lines_of
 from fastsync.workers.worker import WorkerSpec
 
 log = logging.getLogger(__name__)
@@ -190,32 +192,38 @@ class Collector(UI):
         self.stop: Any = None  # set to a callable that stops the run
         self.stopped_by_errors = False
 
-    def warn(self, text: str) -> None:
-        self._print(self.err, f"WARNING: {text}")
+    def render(self, e: ev.Event) -> None:
+        if isinstance(e, ev.AccountDone):
+            r = self.results[e.account]
+            r.summary = e.summary
+            r.settle()
+            return
+        if isinstance(e, ev.Info):
+            self._info(self.results[e.account], e)
+            return
+        if isinstance(e, ev.JobStarted | ev.JobDone | ev.JobFailed):
+            self._job(self.results[e.account], e)
+        for level, text in lines_of(e):
+            if level == "error":
+                for r in self.results.values():
+                    if r.name == e.account or (not e.account and r.name in text):
+                        r.errors.append(text)
+                self._print(self.err, f"ERROR: {text}")
+            elif level == "warning":
+                self._print(self.err, f"WARNING: {text}")
 
-    def error(self, text: str) -> None:
-        for r in self.results.values():
-            if r.name in text:
-                r.errors.append(text)
-        super().error(text)
-
-    def account_done(self, summary: AccountSummary) -> None:
-        r = self.results[summary.name]
-        r.summary = summary
-        r.settle()
-
-    def event(self, account: str, e: object) -> None:
-        r = self.results[account]
+    def _job(self, r: AccountResult, e: ev.JobStarted | ev.JobDone | ev.JobFailed) -> None:
+        key = (r.name, e.folder)
         if isinstance(e, ev.JobStarted):
-            self.started[(account, e.folder)] = time.monotonic()
-        elif isinstance(e, ev.JobDone) and e.folder in r.folders:
+            self.started[key] = time.monotonic()
+        elif e.folder not in r.folders:
+            return
+        elif isinstance(e, ev.JobDone):
             f = r.folders[e.folder]
             f.copied, f.failed, f.bytes = e.stats.to_near, e.stats.errors, e.stats.bytes
-            f.seconds = time.monotonic() - self.started.get((account, e.folder), time.monotonic())
-        elif isinstance(e, ev.JobFailed) and e.folder in r.folders:
+            f.seconds = time.monotonic() - self.started.get(key, time.monotonic())
+        else:
             r.folders[e.folder].error = e.message
-        elif isinstance(e, ev.Info):
-            self._info(r, e)
 
     def _info(self, r: AccountResult, e: ev.Info) -> None:
         if e.level == "error":

@@ -32,15 +32,16 @@ from typing import Any
 
 import msgspec
 
+from fastsync import events as ev
 from fastsync.config import AccountConfig, Config, ImapRepo
 from fastsync.engine import EngineOptions
 from fastsync.errors import AccountError, ConfigError, ExitCode, FastsyncError
+from fastsync.events import AccountSummary
 from fastsync.folders import FolderPair
 from fastsync.hooks import hook_env, run_hook
 from fastsync.plan import PlanOptions
 from fastsync.state import AccountLock, LockedError
-from fastsync.ui.base import UI, AccountSummary, Controls
-from fastsync.workers import events as ev
+from fastsync.ui.base import UI, Controls
 from fastsync.workers.idle import IdleSpec, idle_main
 from fastsync.workers.worker import WorkerSpec, worker_main
 
@@ -184,7 +185,7 @@ class Supervisor:
         """Stop after the current batch: workers commit what they did and leave."""
         if not self.stopping:
             self.stopping = True
-            self.ui.note("stopping after the current batch (again to abort)")
+            self._notice("info", "stopping after the current batch (again to abort)")
             for p in self._all_procs():
                 with contextlib.suppress(ProcessLookupError):
                     p.terminate()
@@ -199,7 +200,7 @@ class Supervisor:
 
     def _on_finish(self) -> None:
         self.finish_after_sync = True
-        self.ui.note("exiting after the current sync")
+        self._notice("info", "exiting after the current sync")
         for acct in self.loops.values():
             acct.wake.set()
 
@@ -216,14 +217,26 @@ class Supervisor:
                     if isinstance(repo, ImapRepo) and repo.name not in self.passwords:
                         self.passwords[repo.name] = get_password(repo, pyglobals, None)
         except ConfigError as e:
-            self.ui.error(f"configuration not re-read: {e}")
+            self._notice("error", f"configuration not re-read: {e}")
             return
         self.config = config
         for pool in self.pools.values():
             pool.stale = True
-        self.ui.note(f"configuration re-read from {config.path}; it applies from the next sync")
+        self._notice("info", f"configuration re-read from {config.path}; it applies from the next sync")
 
     # -- events -----------------------------------------------------------------------------
+    def emit(self, e: ev.Event) -> None:
+        """Every event of the run goes to the UI here, and only here."""
+        self.ui.render(e)
+
+    def _notice(self, level: ev.Level, text: str, account: str = "") -> None:
+        self.emit(ev.Notice(level=level, text=text, account=account))
+
+    def _forward(self, account: str, e: ev.WorkerEvent) -> None:
+        """A worker's event, stamped with the account it belongs to."""
+        e.account = account
+        self.emit(e)
+
     def _drain_events(self) -> None:
         while True:
             try:
@@ -237,13 +250,14 @@ class Supervisor:
             elif event.worker in self.idlers:
                 self._idle_event(self.idlers[event.worker], event)
 
-    def _idle_event(self, acct: _AccountLoop, e: ev.Event) -> None:
+    def _idle_event(self, acct: _AccountLoop, e: ev.WorkerEvent) -> None:
+        if isinstance(e, ev.JobFailed):  # said once, as what it is: the watcher stopped
+            self._notice("error", f"IDLE on {e.folder!r} stopped: {e.message}", acct.name)
+            return
         if isinstance(e, ev.Info) and e.level == "newmail":
             acct.quick_next = True
             acct.wake.set()
-        elif isinstance(e, ev.JobFailed):
-            self.ui.error(f"account {acct.name}: IDLE on {e.folder!r} stopped: {e.message}")
-        self.ui.event(acct.name, e)
+        self._forward(acct.name, e)
 
     def _on_sentinel(self, wid: int) -> None:
         loop = asyncio.get_running_loop()
@@ -259,7 +273,7 @@ class Supervisor:
             loop.remove_reader(proc.sentinel)
             proc.join(0)
             if not self.stopping:
-                self.ui.warn(f"account {acct.name}: IDLE watcher exited ({proc.exitcode})")
+                self._notice("warning", f"IDLE watcher exited ({proc.exitcode})", acct.name)
 
     # -- accounts ---------------------------------------------------------------------------
     def _continuous(self, account: AccountConfig) -> bool:
@@ -273,8 +287,8 @@ class Supervisor:
         except AccountError as e:  # LockedError included
             summary = AccountSummary(name=name, locked=isinstance(e, LockedError), failed=True)
             self.results[name] = summary
-            self.ui.error(str(e))
-            self.ui.account_done(summary)
+            self._notice("error", str(e))
+            self.emit(ev.AccountDone(account=name, summary=summary))
             return
         pool = _Pool(account=self.config.accounts[name], jobs=self.ctx.Queue())
         try:
@@ -290,11 +304,11 @@ class Supervisor:
                     summary = await self._sync_account(account, pool, quick)
                 index += 1
                 self.results[name] = summary
-                self.ui.account_done(summary)
+                self.emit(ev.AccountDone(account=name, summary=summary))
                 if not self._continuous(account) or self.stopping or self.finish_after_sync:
                     return
                 delay = account.autorefresh * 60 if account.autorefresh else None
-                self.ui.account_sleeping(name, delay)
+                self.emit(ev.AccountSleeping(account=name, seconds=delay))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(acct.wake.wait(), timeout=delay)
                 if self.finish_after_sync:
@@ -308,7 +322,7 @@ class Supervisor:
     async def _sync_account(self, account: AccountConfig, pool: _Pool, quick: bool) -> AccountSummary:
         summary = AccountSummary(name=account.name)
         started = time.monotonic()
-        self.ui.account_started(account.name, quick)
+        self.emit(ev.AccountStarted(account=account.name, quick=quick))
         if account.presynchook:
             await self._hook("presynchook", account.presynchook, hook_env("presynchook", account.name))
         try:
@@ -318,7 +332,7 @@ class Supervisor:
                 await self._run_sync(account, pool, summary, quick)
         except FastsyncError as e:
             summary.failed = True
-            self.ui.error(f"account {account.name}: {e}")
+            self._notice("error", str(e), account.name)
         summary.seconds = time.monotonic() - started
         for kind, command in (("postsynchook", account.postsynchook), ("newmail_hook", account.newmail_hook)):
             if command and (kind == "postsynchook" or summary.stats.to_near > 0):
@@ -329,9 +343,9 @@ class Supervisor:
     async def _hook(self, kind: str, command: str, env: dict[str, str]) -> None:
         result = await run_hook(kind, command, env)
         for line in result.output:
-            self.ui.note(f"account {env['FASTSYNC_ACCOUNT']}: {kind}: {line}")
+            self._notice("info", f"{kind}: {line}", env["FASTSYNC_ACCOUNT"])
         if not result.ok:
-            self.ui.warn(result.describe(env["FASTSYNC_ACCOUNT"]))
+            self._notice("warning", result.describe(env["FASTSYNC_ACCOUNT"]))
 
     # -- IDLE watchers ----------------------------------------------------------------------
     def _start_idlers(self, acct: _AccountLoop, account: AccountConfig) -> None:
@@ -344,10 +358,11 @@ class Supervisor:
         try:
             names = folders.eval_value(src, where, _expr_globals(self.config))
         except ConfigError as e:
-            self.ui.error(str(e))
+            self._notice("error", str(e))
             return
         if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
-            self.ui.error(f"{where}: gives a {type(names).__name__} (expected a list of folder names)")
+            got = type(names).__name__
+            self._notice("error", f"{where}: gives a {got} (expected a list of folder names)")
             return
         loop = asyncio.get_running_loop()
         for folder in names:
@@ -437,7 +452,7 @@ class Supervisor:
             if isinstance(e, WorkerDied):
                 pool.procs.pop(e.worker, None)
                 self.pools.pop(e.worker, None)
-                self.ui.worker_exited(pool.account.name, e.worker)
+                self.emit(ev.WorkerExited(account=pool.account.name, worker=e.worker))
 
     async def _run_sync(
         self, account: AccountConfig, pool: _Pool, summary: AccountSummary, quick: bool
@@ -466,30 +481,26 @@ class Supervisor:
         while True:
             e = await pool.inbox.get()
             if isinstance(e, ev.Discovered):
-                for w in e.warnings:
-                    self.ui.warn(f"account {name}: {w}")
-                self.ui.event(name, e)
+                self._forward(name, e)
                 return sorted(zip(e.pairs, e.sizes, strict=True), key=lambda ps: -ps[1]), e.ranges
             if isinstance(e, ev.JobFailed):
                 pool.summary.failed = e.scope != "interrupted"
                 pool.summary.interrupted = e.scope == "interrupted"
-                if pool.summary.failed:
-                    self.ui.error(f"account {name}: {e.message}")
-                self.ui.event(name, e)
+                self._forward(name, e)
                 return None
             if isinstance(e, WorkerDied):
                 pool.procs.pop(e.worker, None)
                 self.pools.pop(e.worker, None)
-                self.ui.worker_exited(name, e.worker)
+                self.emit(ev.WorkerExited(account=name, worker=e.worker))
                 if self.stopping:
                     pool.summary.interrupted = True
                     return None
                 if pool.procs:  # a held worker that had died while idle; another one has the job
                     continue
                 pool.summary.failed = True
-                self.ui.error(f"account {name}: worker died during folder discovery")
+                self._notice("error", "worker died during folder discovery", name)
                 return None
-            self.ui.event(name, e)
+            self._forward(name, e)
 
     async def _run_jobs(
         self, pool: _Pool, pairs: list[tuple[FolderPair, int]], ranges: dict[str, list[tuple[int, int]]]
@@ -534,22 +545,17 @@ class Supervisor:
             elif isinstance(e, ev.JobFailed):
                 pool.busy.pop(e.worker, None)
                 if e.part and e.scope == "folder":
-                    self.ui.warn(
-                        f"account {account.name}: folder {e.folder!r}: range copy {e.part} failed: "
-                        f"{e.message}; the folder's sync copies the rest"
-                    )
                     part_ended(e.folder)
                 else:
                     self._job_failed(pool, e, pending)
             elif isinstance(e, WorkerDied):
                 self._worker_died(pool, e, pending, requeued, by_far, part_ended)
                 continue
-            self.ui.event(account.name, e)
+            self._forward(account.name, e)
 
     def _job_failed(self, pool: _Pool, e: ev.JobFailed, pending: set[str]) -> None:
         if e.scope == "account":
             pool.summary.failed = True
-            self.ui.error(f"account {pool.account.name}: {e.message}")
             pending.clear()
             return
         pending.discard(e.folder)
@@ -558,7 +564,6 @@ class Supervisor:
             pending.clear()
             return
         pool.summary.folders_failed += 1
-        self.ui.error(f"account {pool.account.name}: folder {e.folder!r}: {e.message}")
 
     def _worker_died(
         self,
@@ -572,7 +577,7 @@ class Supervisor:
         name = pool.account.name
         pool.procs.pop(e.worker, None)
         self.pools.pop(e.worker, None)
-        self.ui.worker_exited(name, e.worker)
+        self.emit(ev.WorkerExited(account=name, worker=e.worker))
         pair, part = pool.busy.pop(e.worker, (None, 0))
         if self.stopping:
             pool.summary.interrupted = True
@@ -580,19 +585,22 @@ class Supervisor:
                 pending.clear()
             return
         if pair is not None and part:
-            self.ui.warn(
-                f"account {name}: worker died (exit {e.exitcode}) on range copy {part} of "
-                f"{pair.far!r}; the folder's sync copies the rest"
+            self._notice(
+                "warning",
+                f"worker died (exit {e.exitcode}) on range copy {part} of {pair.far!r}; "
+                "the folder's sync copies the rest",
+                name,
             )
             part_ended(pair.far)
         elif pair is not None and pair.far in pending:
             if pair.far in requeued:
                 pending.discard(pair.far)
                 pool.summary.folders_failed += 1
-                self.ui.error(f"account {name}: folder {pair.far!r}: worker died twice; skipped")
+                self._notice("error", f"folder {pair.far!r}: worker died twice; skipped", name)
             else:
                 requeued.add(pair.far)
-                self.ui.warn(f"account {name}: worker died (exit {e.exitcode}) on {pair.far!r}; trying again")
+                died = f"worker died (exit {e.exitcode}) on {pair.far!r}"
+                self._notice("warning", f"{died}; trying again", name)
                 pool.jobs.put(ev.job_encoder.encode(ev.SyncFolder(pair=pair, size=by_far[pair.far][1])))
         if pending and not pool.procs:
             self._spawn(pool)
@@ -620,7 +628,7 @@ class Supervisor:
             with contextlib.suppress(ValueError, OSError):
                 loop.remove_reader(proc.sentinel)
             self.pools.pop(wid, None)
-            self.ui.worker_exited(pool.account.name, wid)
+            self.emit(ev.WorkerExited(account=pool.account.name, worker=wid))
         pool.procs.clear()
         while not pool.inbox.empty():  # deaths of the workers just stopped
             pool.inbox.get_nowait()

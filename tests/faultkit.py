@@ -16,13 +16,13 @@ import psutil
 
 from fastsync.config import ImapRepo
 from fastsync.engine import EngineOptions, sync_folder
+from fastsync.events import FolderStats
 from fastsync.folders import FolderPair
 from fastsync.model import flags_from_imap, flags_from_maildir
 from fastsync.plan import PlanOptions
 from fastsync.state import StateFile
 from fastsync.stores.imap import ImapStore
 from fastsync.stores.maildir import MaildirStore
-from fastsync.workers.events import FolderStats
 from tests.syncenv import REPO_ROOT, SyncEnv
 from tools.dovecot import Dovecot, User
 
@@ -49,7 +49,7 @@ def engine_run(
     near_root: Path,
     statefile: StateFile,
     folder: str = "INBOX",
-    report: Callable[..., None] | None = None,
+    emit: Callable[..., None] | None = None,
     near_exists: bool | None = None,
     **engine_opts: Any,
 ) -> FolderStats:
@@ -63,7 +63,7 @@ def engine_run(
     pair = FolderPair(folder, folder, True, near_exists)
     opts = EngineOptions(plan=PlanOptions(), **({"batch_count": 4} | engine_opts))
     try:
-        return sync_folder(far, near, pair, statefile, opts, report or (lambda *a: None))
+        return sync_folder(far, near, pair, statefile, opts, emit or (lambda e: None))
     finally:
         far.close()
         near.close()

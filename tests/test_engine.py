@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from fastsync.engine import EngineOptions, sync_folder
+from fastsync.events import FolderStats
 from fastsync.folders import FolderPair
 from fastsync.model import SEEN, Outgoing
 from fastsync.plan import PlanOptions
 from fastsync.state import StateFile
 from fastsync.stores.maildir import MaildirStore
-from fastsync.workers.events import FolderStats
 
 
 class Crash(Exception):
@@ -67,7 +67,7 @@ def run(far_root: Path, near_root: Path, statefile: StateFile, **plan_opts: obje
     near.connect()
     pair = FolderPair("INBOX", "INBOX", True, (near_root / "INBOX").exists())
     opts = EngineOptions(plan=PlanOptions(**plan_opts), batch_count=7)  # type: ignore[arg-type]
-    return sync_folder(far, near, pair, statefile, opts, lambda *a: None)
+    return sync_folder(far, near, pair, statefile, opts, lambda e: None)
 
 
 def snapshot(root: Path) -> list[tuple[str, bytes]]:
@@ -187,7 +187,7 @@ def test_a_change_by_someone_else_during_the_run_is_not_hidden_by_the_closing_ma
     far.connect()
     near.connect()
     pair = FolderPair("INBOX", "INBOX", True, False)
-    stats = sync_folder(far, near, pair, StateFile(state_path, fsync=False), EngineOptions(), lambda *a: None)
+    stats = sync_folder(far, near, pair, StateFile(state_path, fsync=False), EngineOptions(), lambda e: None)
     assert stats.to_near == 5 and near.delivered
     assert not state_is_current(far_root, near_root, state_path)  # the next run looks again
     again = run(far_root, near_root, StateFile(state_path, fsync=False))
@@ -216,7 +216,7 @@ def test_first_pull_fetches_the_uid_range_and_a_message_it_missed_comes_next_run
     near.connect()
     pair = FolderPair("INBOX", "INBOX", True, False)
     first = sync_folder(
-        skipping, near, pair, StateFile(state_path, fsync=False), EngineOptions(), lambda *a: None
+        skipping, near, pair, StateFile(state_path, fsync=False), EngineOptions(), lambda e: None
     )
     assert first.to_near == 9
     state = StateFile(state_path, fsync=False).load()

@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from fastsync.errors import FolderError
+from fastsync.events import Info
 from fastsync.model import FLAGGED, REPLIED, SEEN, Outgoing
 from fastsync.state import StateFile
 from fastsync.stores.maildir import MaildirStore
@@ -344,9 +345,13 @@ def test_disk_full_on_the_maildir_is_a_clear_error_leaves_no_partial_file_and_th
 
     monkeypatch.setattr(maildir_mod, "write_all", full_disk)
     reports: list[str] = []
+
+    def emit(e: object) -> None:
+        if isinstance(e, Info):
+            reports.append(f"{e.level}: {e.text}")
+
     try:
-        engine_run(repo, imap_user.password, near_root, StateFile(state_path, fsync=False),
-                   report=lambda kind, text, *a: reports.append(f"{kind}: {text}"))
+        engine_run(repo, imap_user.password, near_root, StateFile(state_path, fsync=False), emit=emit)
         failure = ""
     except FolderError as e:
         failure = str(e)

@@ -10,12 +10,12 @@ import sys
 
 import pytest
 
+from fastsync import events as ev
 from fastsync.errors import ConfigError
 from fastsync.ui import choose
 from fastsync.ui.basic import BasicUI
 from fastsync.ui.jsonui import JsonUI
 from fastsync.ui.progress import ProgressTracker
-from fastsync.workers import events as ev
 from tests.syncenv import REPO_ROOT, SyncEnv
 
 
@@ -56,9 +56,9 @@ def test_unknown_ui_name_is_a_config_error():
 def test_json_ui_writes_one_parseable_event_per_line():
     out = io.StringIO()
     ui = JsonUI(out=out)
-    ui.account_started("A", quick=True)
-    ui.event("A", ev.Progress(worker=1, folder="INBOX", what="to_near", done=3, total=9, bytes=300))
-    ui.error("boom")
+    ui.render(ev.AccountStarted(account="A", quick=True))
+    ui.render(ev.Progress(worker=1, folder="INBOX", what="to_near", done=3, total=9, bytes=300, account="A"))
+    ui.render(ev.Notice(level="error", text="boom"))
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [r["type"] for r in lines] == ["account_started", "progress", "error"]
     assert lines[1]["folder"] == "INBOX" and lines[1]["done"] == 3 and lines[1]["account"] == "A"
@@ -67,9 +67,9 @@ def test_json_ui_writes_one_parseable_event_per_line():
 def test_progress_reports_messages_bytes_rate_and_eta():
     clock = iter([0.0, 10.0])
     tracker = ProgressTracker(clock=lambda: next(clock))
-    tracker.update("A", ev.Progress(worker=1, folder="INBOX", what="to_near", done=0, total=100, bytes=0))
+    tracker.update(ev.Progress(worker=1, folder="INBOX", what="to_near", done=0, total=100, bytes=0))
     w = tracker.update(
-        "A", ev.Progress(worker=1, folder="INBOX", what="to_near", done=25, total=100, bytes=5_000_000)
+        ev.Progress(worker=1, folder="INBOX", what="to_near", done=25, total=100, bytes=5_000_000)
     )
     assert w.rate == 2.5 and w.eta == 30.0
     text = w.describe()
@@ -80,7 +80,9 @@ def test_basic_ui_prints_progress_lines_throttled_with_the_last_always_shown():
     out = io.StringIO()
     ui = BasicUI(out=out, err=io.StringIO())
     for done in range(1, 11):
-        ui.event("A", ev.Progress(worker=1, folder="F", what="to_far", done=done, total=10, bytes=done))
+        ui.render(
+            ev.Progress(worker=1, folder="F", what="to_far", done=done, total=10, bytes=done, account="A")
+        )
     lines = out.getvalue().splitlines()
     assert 1 <= len(lines) <= 3
     assert "10/10 msgs" in lines[-1]
@@ -120,3 +122,35 @@ def test_ttyui_prompts_on_a_terminal_and_never_echoes_or_logs_the_password(dovec
     assert os.waitstatus_to_exitcode(status) == 0, seen.decode(errors="replace")
     assert imap_user.password.encode() not in seen
     assert b"account Test: ok" in seen
+
+
+@pytest.mark.dovecot
+def test_json_ui_reports_a_failed_folder_once_and_every_line_parses(dovecot, imap_user, tmp_path):
+    """One event per happening: a folder the server names but that cannot be synced is one
+    record, not an error line plus a failure event for the same thing."""
+    from tools.faultproxy import FaultProxy
+
+    c = imap_user.connect()
+    c.append("INBOX", b"From: a\r\nMessage-ID: <j1@x>\r\n\r\nhello\r\n")
+    c.create_folder("Later")
+    c.logout()
+
+    def add_broken(line: bytes) -> bytes:  # a folder that LIST shows but SELECT refuses
+        if line.startswith(b"* LIST ") and line.rstrip().endswith(b" INBOX"):
+            return line + b'* LIST (\\HasNoChildren) "." Ghost\r\n'
+        return line
+
+    env = SyncEnv(dovecot, imap_user, tmp_path)
+    with FaultProxy(dovecot.host, dovecot.port) as proxy:
+        proxy.rewrite_down = add_broken
+        env.remote_opts["remoteport"] = str(proxy.port)
+        env.write_config()
+        proc = env.run("-u", "JSON", expect=None, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    reports = ("error", "warning", "note", "job_failed", "info")
+    about_ghost = [r for r in records if r["type"] in reports and "Ghost" in json.dumps(r)]
+    assert len(about_ghost) == 1, about_ghost
+    assert about_ghost[0]["type"] == "job_failed" and about_ghost[0]["account"] == "Test", about_ghost
+    done = [r for r in records if r["type"] == "account_done"]
+    assert len(done) == 1 and done[0]["folders_failed"] == 1 and done[0]["state"] == "with errors", done

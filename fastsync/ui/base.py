@@ -1,9 +1,11 @@
 """What every user interface offers. Code emits events; a UI only renders them.
 
 A UI is chosen by name (OfflineIMAP's names) from ``-u`` or the ``ui`` fallback list in
-[general]; the first that can run here wins (fastsync.ui.choose). Only the supervisor calls
-a UI. An interactive UI talks back through the ``Controls`` it is given at ``start_screen``: "sync
-this account now" and "quit" (which is the same request as SIGTERM).
+[general]; the first that can run here wins (fastsync.ui.choose). Every UI has one
+``render(event)`` for the events of fastsync.events; only the supervisor (and the CLI, for
+what happens before it starts) hands it events. An interactive UI talks back through the
+``Controls`` it is given at ``start_screen``: "sync this account now" and "quit" (which is the
+same request as SIGTERM).
 
 A UI never shows, logs or echoes a password: ``ask_password`` returns it to the caller only.
 """
@@ -13,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from fastsync.workers import events as ev
+from fastsync import events as ev
+from fastsync.ui.lines import lines_of
 
 
 class UIUnavailable(Exception):
@@ -29,40 +32,6 @@ class Controls:
     accounts: tuple[str, ...]
     sync_now: Callable[[str | None], None]
     quit: Callable[[], None]
-
-
-@dataclass
-class AccountSummary:
-    name: str
-    stats: ev.FolderStats = field(default_factory=ev.FolderStats)
-    folders: int = 0
-    folders_failed: int = 0
-    seconds: float = 0.0
-    failed: bool = False
-    locked: bool = False
-    interrupted: bool = False
-
-    @property
-    def errors(self) -> int:
-        return self.stats.errors
-
-    def state(self) -> str:
-        if self.locked:
-            return "LOCKED"
-        if self.failed:
-            return "FAILED"
-        if self.interrupted:
-            return "interrupted"
-        return "ok" if not (self.stats.errors or self.folders_failed) else "with errors"
-
-    def line(self) -> str:
-        s = self.stats
-        return (
-            f"account {self.name}: {self.state()}: {self.folders} folders, "
-            f"copied {s.to_near} far->near and {s.to_far} near->far, "
-            f"flags changed {s.flags_far + s.flags_near}, deleted {s.del_far + s.del_near}, "
-            f"errors {s.errors + self.folders_failed}, {self.seconds:.1f} s"
-        )
 
 
 class UI:
@@ -84,31 +53,12 @@ class UI:
     def stop_screen(self) -> None:
         """Called once at the end; restores the terminal or closes the window."""
 
-    # -- what the supervisor reports ----------------------------------------------------------
-    def error(self, text: str) -> None:
-        self._print(self.err, f"ERROR: {text}")
-
-    def warn(self, text: str) -> None:
-        pass
-
-    def note(self, text: str) -> None:
-        pass
-
-    def account_started(self, name: str, quick: bool = False) -> None:
-        pass
-
-    def account_done(self, summary: AccountSummary) -> None:
-        pass
-
-    def account_sleeping(self, name: str, seconds: float | None) -> None:
-        """The account waits for its next sync: ``seconds`` (autorefresh), or None (IDLE only)."""
-
-    def worker_exited(self, account: str, worker: int) -> None:
-        pass
-
-    def event(self, account: str, e: object) -> None:
-        if isinstance(e, ev.Info) and e.level == "error":
-            self.error(f"account {account}: {e.folder!r}: {e.text}")
+    # -- the one entry for everything that happens ---------------------------------------------
+    def render(self, e: ev.Event) -> None:
+        """Show one event. Quiet shows errors only, on stderr."""
+        for level, text in lines_of(e):
+            if level == "error":
+                self._print(self.err, f"ERROR: {text}")
 
     # -- passwords ----------------------------------------------------------------------------
     def can_prompt(self) -> bool:

@@ -6,9 +6,10 @@ import getpass
 import sys
 import time
 
-from fastsync.ui.base import UI, AccountSummary
-from fastsync.ui.progress import ProgressTracker, format_seconds
-from fastsync.workers import events as ev
+from fastsync import events as ev
+from fastsync.ui.base import UI
+from fastsync.ui.lines import lines_of
+from fastsync.ui.progress import ProgressTracker
 
 PROGRESS_EVERY = 2.0  # seconds between progress lines of one worker (the last one always shows)
 
@@ -24,48 +25,20 @@ class BasicUI(UI):
     def line(self, text: str) -> None:
         self._print(self.out, f"{time.strftime('%H:%M:%S')} {text}")
 
-    def warn(self, text: str) -> None:
-        self._print(self.err, f"WARNING: {text}")
-
-    def note(self, text: str) -> None:
-        self.line(text)
-
-    def account_started(self, name: str, quick: bool = False) -> None:
-        self.line(f"account {name}: {'quick ' if quick else ''}syncing")
-
-    def account_done(self, summary: AccountSummary) -> None:
-        self.line(summary.line())
-
-    def account_sleeping(self, name: str, seconds: float | None) -> None:
-        if seconds is None:
-            self.line(f"account {name}: waiting for new mail (IDLE)")
-        else:
-            self.line(f"account {name}: next sync in {format_seconds(seconds)}")
-
-    def event(self, account: str, e: object) -> None:
-        if isinstance(e, ev.Info):
-            if e.level == "error":
-                self.error(f"account {account}: {e.folder!r}: {e.text}")
-            elif e.level == "warning":
-                self.warn(f"account {account}: {e.folder!r}: {e.text}")
-            elif e.level == "newmail":
-                self.line(f"account {account}: {e.folder!r}: changed on the server (IDLE)")
-            elif e.level == "info":
-                self.line(f"account {account}: {e.folder!r}: {e.text}")
-        elif isinstance(e, ev.Progress):
-            self._progress(account, e)
+    def render(self, e: ev.Event) -> None:
+        if isinstance(e, ev.Progress):
+            self._progress(e)
         elif isinstance(e, ev.JobDone | ev.JobFailed):
-            self.progress.finish(account, e.worker)
-            if isinstance(e, ev.JobDone) and e.changed:
-                s = e.stats
-                what = f"{e.folder!r} (range copy {e.part})" if e.part else repr(e.folder)
-                self.line(
-                    f"account {account}: {what}: {s.to_near} ->near, {s.to_far} ->far, "
-                    f"{s.flags_far + s.flags_near} flags, {s.del_far + s.del_near} deleted"
-                )
+            self.progress.finish(e.account, e.worker)
+        for level, text in lines_of(e):
+            if level == "info":
+                self.line(text)
+            else:
+                self._print(self.err, f"{level.upper()}: {text}")
 
-    def _progress(self, account: str, e: ev.Progress) -> None:
-        work = self.progress.update(account, e)
+    def _progress(self, e: ev.Progress) -> None:
+        account = e.account
+        work = self.progress.update(e)
         key = (account, e.worker)
         last = self._shown.get(key, 0.0)
         if e.total > 0 and (e.done >= e.total or work.now - last >= PROGRESS_EVERY):

@@ -134,9 +134,8 @@ class CursesUI(BoardUI):
             self._log_fd = None
 
     # -- reports --------------------------------------------------------------------------
-    def error(self, text: str) -> None:
-        self.errors.append(f"ERROR: {text}")
-        self.board.add_log(f"ERROR: {text}")
+    def show_error(self, text: str) -> None:
+        self.errors.append(f"ERROR: {text}")  # printed again once the screen is closed
 
     # -- keys and drawing -----------------------------------------------------------------
     async def _ticker(self) -> None:

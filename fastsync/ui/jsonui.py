@@ -1,7 +1,7 @@
 """JSON: one event per line on stdout, for machines and log shippers.
 
 Every line is an object with ``time`` (seconds since the epoch), ``type`` and ``account``
-where there is one; worker events keep their own field names (see workers/events.py). No
+where there is one; worker events keep their own field names (see events.py). No
 password ever crosses into an event, so none can reach this output.
 """
 
@@ -12,7 +12,8 @@ from typing import Any
 
 import msgspec
 
-from fastsync.ui.base import UI, AccountSummary
+from fastsync import events as ev
+from fastsync.ui.base import UI
 
 _encoder = msgspec.json.Encoder()
 
@@ -25,39 +26,28 @@ class JsonUI(UI):
         self.out.write(_encoder.encode(record).decode() + "\n")  # type: ignore[attr-defined]
         self.out.flush()  # type: ignore[attr-defined]
 
-    def error(self, text: str) -> None:
-        self.emit("error", text=text)
-
-    def warn(self, text: str) -> None:
-        self.emit("warning", text=text)
-
-    def note(self, text: str) -> None:
-        self.emit("note", text=text)
-
-    def account_started(self, name: str, quick: bool = False) -> None:
-        self.emit("account_started", account=name, quick=quick)
-
-    def account_done(self, summary: AccountSummary) -> None:
-        self.emit(
-            "account_done",
-            account=summary.name,
-            state=summary.state(),
-            folders=summary.folders,
-            folders_failed=summary.folders_failed,
-            seconds=round(summary.seconds, 3),
-            stats=msgspec.structs.asdict(summary.stats),
-        )
-
-    def account_sleeping(self, name: str, seconds: float | None) -> None:
-        self.emit("account_sleeping", account=name, seconds=seconds)
-
-    def worker_exited(self, account: str, worker: int) -> None:
-        self.emit("worker_exited", account=account, worker=worker)
-
-    def event(self, account: str, e: object) -> None:
-        if isinstance(e, msgspec.Struct):
-            fields = msgspec.to_builtins(msgspec.structs.asdict(e))
-            self.emit(_snake(type(e).__name__), account=account, **fields)
+    def render(self, e: ev.Event) -> None:
+        """One line per event: a Notice as ``error``/``warning``/``note``, an AccountDone with its
+        summary's fields at the top level, every other event with its own fields."""
+        if isinstance(e, ev.Notice):
+            kind = "note" if e.level == "info" else e.level
+            fields: dict[str, Any] = {"text": e.text}
+            if e.account:
+                fields["account"] = e.account
+            self.emit(kind, **fields)
+        elif isinstance(e, ev.AccountDone):
+            s = e.summary
+            self.emit(
+                "account_done",
+                account=s.name,
+                state=s.state(),
+                folders=s.folders,
+                folders_failed=s.folders_failed,
+                seconds=round(s.seconds, 3),
+                stats=msgspec.structs.asdict(s.stats),
+            )
+        else:
+            self.emit(_snake(type(e).__name__), **msgspec.to_builtins(msgspec.structs.asdict(e)))
 
 
 def _snake(name: str) -> str:

@@ -11,10 +11,13 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from fastsync.ui.base import UI, AccountSummary
+from fastsync import events as ev
+from fastsync.ui.base import UI
+from fastsync.ui.lines import Line, lines_of
 from fastsync.ui.progress import ProgressTracker, Work, format_seconds
-from fastsync.workers import events as ev
 
+_WorkerLit = ev.WorkerUp | ev.JobStarted | ev.Progress | ev.JobDone | ev.JobFailed | ev.Discovered
+_OfAWorker = (ev.WorkerUp, ev.JobStarted, ev.Progress, ev.JobDone, ev.JobFailed, ev.Discovered)
 _BY_WHAT = {"to_near": "copying", "to_far": "copying", "flags": "flagging", "delete": "deleting"}
 
 
@@ -65,55 +68,42 @@ class Board:
         self.log_count += 1
         self.version += 1
 
-    def account_started(self, name: str, quick: bool) -> None:
-        a = self.account(name)
-        a.state, a.detail, a.wake_at = "syncing", "(quick)" if quick else "", None
+    def apply(self, e: ev.Event) -> list[Line]:
+        """Update the lights for one event and log its lines (returned too)."""
+        lines = lines_of(e)
+        for level, text in lines:
+            self.add_log(text if level == "info" else f"{level.upper()}: {text}")
+        a = self.account(e.account)
+        if isinstance(e, ev.AccountStarted):
+            a.state, a.detail, a.wake_at = "syncing", "(quick)" if e.quick else "", None
+        elif isinstance(e, ev.AccountDone):
+            a.state = "failed" if e.summary.failed else "idle"
+            a.detail = e.summary.state() if e.summary.failed else ""
+        elif isinstance(e, ev.AccountSleeping):
+            a.state = "sleeping"
+            a.wake_at = None if e.seconds is None else time.monotonic() + e.seconds
+            for w in a.workers.values():
+                w.state, w.folder, w.work = "idle", "", None
+        elif isinstance(e, ev.WorkerExited):
+            a.workers.pop(e.worker, None)
+            self.progress.finish(e.account, e.worker)
+        elif isinstance(e, _OfAWorker):
+            self._worker(a, e)
         self.version += 1
+        return lines
 
-    def account_done(self, s: AccountSummary) -> None:
-        a = self.account(s.name)
-        a.state = "failed" if s.failed else "idle"
-        a.detail = s.state() if s.failed else ""
-        self.add_log(s.line())
-
-    def account_sleeping(self, name: str, seconds: float | None) -> None:
-        a = self.account(name)
-        a.state = "sleeping"
-        a.wake_at = None if seconds is None else time.monotonic() + seconds
-        for w in a.workers.values():
-            w.state, w.folder, w.work = "idle", "", None
-        self.version += 1
-
-    def worker_exited(self, account: str, worker: int) -> None:
-        self.account(account).workers.pop(worker, None)
-        self.progress.finish(account, worker)
-        self.version += 1
-
-    def apply(self, account: str, e: object) -> None:
-        a = self.account(account)
-        if isinstance(e, ev.Info):
-            if e.level in ("error", "warning", "info"):
-                self.add_log(f"{account}: {e.folder}: {e.text}" if e.folder else f"{account}: {e.text}")
-            elif e.level == "newmail":
-                self.add_log(f"{account}: {e.folder}: new mail (IDLE)")
-            return
-        worker = getattr(e, "worker", None)
-        if worker is None or isinstance(e, ev.Beat):
-            return
-        w = a.workers.setdefault(worker, WorkerLight(worker))
+    def _worker(self, a: AccountLight, e: _WorkerLit) -> None:
+        w = a.workers.setdefault(e.worker, WorkerLight(e.worker))
         if isinstance(e, ev.WorkerUp):
             w.state = "connecting"
         elif isinstance(e, ev.JobStarted):
             w.state, w.folder, w.work = "syncing", e.folder, None
         elif isinstance(e, ev.Progress):
             w.state, w.folder = _BY_WHAT.get(e.what, "syncing"), e.folder
-            w.work = self.progress.update(account, e)
-        elif isinstance(e, ev.JobDone | ev.JobFailed | ev.Discovered):
+            w.work = self.progress.update(e)
+        else:
             w.state, w.folder, w.work = "idle", "", None
-            self.progress.finish(account, worker)
-            if isinstance(e, ev.JobFailed):
-                self.add_log(f"{account}: {e.folder}: {e.message}")
-        self.version += 1
+            self.progress.finish(e.account, e.worker)
 
     def busiest(self) -> Work | None:
         """The long work to show on the progress bar: the one with the most left to do."""
@@ -128,23 +118,10 @@ class BoardUI(UI):
         super().__init__(out, err)
         self.board = Board()
 
-    def warn(self, text: str) -> None:
-        self.board.add_log(f"WARNING: {text}")
+    def render(self, e: ev.Event) -> None:
+        for level, text in self.board.apply(e):
+            if level == "error":
+                self.show_error(text)
 
-    def note(self, text: str) -> None:
-        self.board.add_log(text)
-
-    def account_started(self, name: str, quick: bool = False) -> None:
-        self.board.account_started(name, quick)
-
-    def account_done(self, summary: AccountSummary) -> None:
-        self.board.account_done(summary)
-
-    def account_sleeping(self, name: str, seconds: float | None) -> None:
-        self.board.account_sleeping(name, seconds)
-
-    def worker_exited(self, account: str, worker: int) -> None:
-        self.board.worker_exited(account, worker)
-
-    def event(self, account: str, e: object) -> None:
-        self.board.apply(account, e)
+    def show_error(self, text: str) -> None:
+        """An error line beyond the board's log (the screen may be gone when it matters)."""

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fastsync.workers import events as ev
+from fastsync import events as ev
 
 WHAT = {
     "to_near": "copying far->near",
@@ -80,9 +80,9 @@ class ProgressTracker:
         self._clock = clock
         self._work: dict[tuple[str, int], Work] = {}
 
-    def update(self, account: str, e: ev.Progress) -> Work:
+    def update(self, e: ev.Progress) -> Work:
         now = self._clock()
-        key = (account, e.worker)
+        key = (e.account, e.worker)
         w = self._work.get(key)
         if w is None or w.folder != e.folder or w.what != e.what or e.done < w.done:
             w = Work(e.folder, e.what, e.done, e.total, e.bytes, started=now, now=now)

@@ -121,9 +121,8 @@ class TkUI(BoardUI):
             await asyncio.sleep(PUMP)
 
     # -- reports --------------------------------------------------------------------------
-    def error(self, text: str) -> None:
-        super().error(text)
-        self.board.add_log(f"ERROR: {text}")
+    def show_error(self, text: str) -> None:
+        self._print(self.err, f"ERROR: {text}")  # the window may be closed before anyone reads it
 
     # -- drawing --------------------------------------------------------------------------
     def draw(self) -> None:

@@ -17,10 +17,10 @@ from typing import Any
 
 import msgspec
 
+from fastsync import events as ev
 from fastsync.config import ImapRepo
 from fastsync.errors import AccountError, FastsyncError
 from fastsync.workers import detach_from_supervisor
-from fastsync.workers import events as ev
 
 log = logging.getLogger(__name__)
 

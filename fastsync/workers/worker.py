@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from fastsync import events as ev
 from fastsync.config import AccountConfig
 from fastsync.engine import EngineOptions, copy_range, sync_folder
 from fastsync.errors import AccountError, ConnectionLimit, FastsyncError, FolderError, StoreError
@@ -26,7 +27,6 @@ from fastsync.state import StateFile, part_path, state_path
 from fastsync.stores import early, make_store
 from fastsync.stores.base import Store
 from fastsync.workers import detach_from_supervisor
-from fastsync.workers import events as ev
 
 log = logging.getLogger(__name__)
 
@@ -229,23 +229,17 @@ class Worker:
         if isinstance(job, ev.CopyRange):
             path = part_path(path, job.part)
         statefile = StateFile(path, fsync=s.fsync)
-        wid = s.worker
 
-        def report(kind: str, text: str, done: int, total: int, nbytes: int) -> None:
+        def emit(e: ev.Progress | ev.Info) -> None:
             if self.stopping:
                 raise Interrupted(f"{pair.far!r}: stopped on request; progress so far is recorded")
-            if kind == "progress":
-                self.emit(
-                    ev.Progress(worker=wid, folder=pair.far, what=text, done=done, total=total, bytes=nbytes)
-                )
-            else:
-                self.info(pair.far, kind, text)
+            self.emit(e)
 
         if isinstance(job, ev.CopyRange):
-            return copy_range(far, near, pair, statefile, (job.lo, job.hi), s.engine, report)
-        return sync_folder(far, near, pair, statefile, s.engine, report)
+            return copy_range(far, near, pair, statefile, (job.lo, job.hi), s.engine, emit, s.worker)
+        return sync_folder(far, near, pair, statefile, s.engine, emit, s.worker)
 
-    def info(self, folder: str, level: str, text: str) -> None:
+    def info(self, folder: str, level: ev.InfoLevel, text: str) -> None:
         self.emit(ev.Info(worker=self.spec.worker, folder=folder, level=level, text=text))
 
 
