@@ -65,7 +65,7 @@ def _split(raw: str | None) -> tuple[str, ...]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["migrate"]:  # the config-free migration subcommand (fastsync.migrate)
-        from fastsync.migrate import main as migrate_main
+        from fastsync.migrate.cli import main as migrate_main
 
         _setup_logging(None, None)
         return migrate_main(argv[1:])

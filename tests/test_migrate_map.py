@@ -8,8 +8,8 @@ import pytest
 
 from fastsync.errors import ConfigError
 from fastsync.folders import map_special_use
-from fastsync.migrate_map import Selection, Side, map_folders, parse_renames, translate
-from fastsync.migrate_urls import parse_endpoint, read_password
+from fastsync.migrate.map import Selection, Side, map_folders, parse_renames, translate
+from fastsync.migrate.urls import parse_endpoint, read_password
 from fastsync.stores.base import FolderEntry
 
 

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from fastsync.migrate_run import AccountResult, FolderResult
+from fastsync.migrate.run import AccountResult, FolderResult
 
 _COLUMNS = ("found", "copied", "present", "skipped", "failed")
 

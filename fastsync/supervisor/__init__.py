@@ -41,9 +41,11 @@ from fastsync.folders import FolderPair
 from fastsync.hooks import hook_env, run_hook
 from fastsync.plan import PlanOptions
 from fastsync.state import AccountLock, LockedError
+from fastsync.supervisor.pool import Pool, WorkerDied
+from fastsync.supervisor.schedule import Ranges, Schedule
 from fastsync.ui.base import UI, Controls
 from fastsync.workers.idle import IdleSpec, idle_main
-from fastsync.workers.worker import WorkerSpec, worker_main
+from fastsync.workers.worker import WorkerSpec
 
 log = logging.getLogger(__name__)
 
@@ -57,24 +59,6 @@ class RunOptions(msgspec.Struct, frozen=True):
     debug: bool = False
     logfile: str | None = None
     quick: bool = False  # -q: every sync is a quick one
-
-
-class WorkerDied(msgspec.Struct):
-    worker: int
-    exitcode: int | None
-
-
-@dataclass
-class _Pool:
-    """One account's workers and their job queue; kept between syncs with holdconnectionopen."""
-
-    account: AccountConfig
-    jobs: Any
-    inbox: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
-    procs: dict[int, Any] = field(default_factory=dict)
-    busy: dict[int, tuple[FolderPair, int]] = field(default_factory=dict)  # worker -> (pair, part)
-    summary: AccountSummary = field(default_factory=lambda: AccountSummary(name=""))
-    stale: bool = False  # the config changed (SIGHUP): the workers' copy of it is old
 
 
 @dataclass
@@ -97,8 +81,22 @@ def quick_due(quick: int, forced: bool, index: int) -> bool:
 
 
 class Supervisor:
-    def __init__(self, config: Config, opts: RunOptions, ui: UI, passwords: dict[str, str | None]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        opts: RunOptions,
+        ui: UI,
+        passwords: dict[str, str | None],
+        *,
+        folder_pairs: dict[str, list[tuple[FolderPair, int]]] | None = None,
+        engine_tune: dict[str, Any] | None = None,
+    ) -> None:
+        """``folder_pairs`` (account -> pairs, largest first) replaces what the workers'
+        discovery finds, without range copies; ``engine_tune`` overrides EngineOptions fields.
+        Both are how ``fastsync migrate`` runs its copy through this supervisor."""
         self.config = config
+        self.folder_pairs = folder_pairs
+        self.engine_tune = engine_tune or {}
         self.opts = opts
         self.ui = ui
         self.passwords = passwords  # repository name -> password, resolved before the loop starts
@@ -108,7 +106,7 @@ class Supervisor:
         # after a fork, and the child drops the loop's signal plumbing (detach_from_supervisor).
         self.ctx = mp.get_context("fork")
         self.events: Any = None
-        self.pools: dict[int, _Pool] = {}  # worker id -> its account's pool
+        self.pools: dict[int, Pool] = {}  # worker id -> its account's pool
         self.idlers: dict[int, _AccountLoop] = {}  # IDLE watcher id -> its account
         self.loops: dict[str, _AccountLoop] = {}
         self.next_worker = 0
@@ -263,10 +261,7 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         pool = self.pools.get(wid)
         if pool is not None and wid in pool.procs:
-            proc = pool.procs[wid]
-            loop.remove_reader(proc.sentinel)
-            proc.join(0)
-            pool.inbox.put_nowait(WorkerDied(worker=wid, exitcode=proc.exitcode))
+            pool.exited(wid)
         elif wid in self.idlers:
             acct = self.idlers.pop(wid)
             proc = acct.idlers.pop(wid)
@@ -290,7 +285,7 @@ class Supervisor:
             self._notice("error", str(e))
             self.emit(ev.AccountDone(account=name, summary=summary))
             return
-        pool = _Pool(account=self.config.accounts[name], jobs=self.ctx.Queue())
+        pool = Pool(account=self.config.accounts[name], ctx=self.ctx, events=self.events)
         try:
             if self._continuous(pool.account):
                 self._start_idlers(acct, pool.account)
@@ -316,10 +311,10 @@ class Supervisor:
         finally:
             self._stop_idlers(acct)
             await self._shutdown_pool(pool)
-            pool.jobs.close()
+            pool.close()
             lock.release()
 
-    async def _sync_account(self, account: AccountConfig, pool: _Pool, quick: bool) -> AccountSummary:
+    async def _sync_account(self, account: AccountConfig, pool: Pool, quick: bool) -> AccountSummary:
         summary = AccountSummary(name=account.name)
         started = time.monotonic()
         self.emit(ev.AccountStarted(account=account.name, quick=quick))
@@ -404,7 +399,7 @@ class Supervisor:
     def _spec(self, account: AccountConfig, wid: int) -> WorkerSpec:
         g = self.config.general
         remote = account.remote
-        return WorkerSpec(
+        spec = WorkerSpec(
             worker=wid,
             account=account,
             config_path=self.config.path,
@@ -430,53 +425,48 @@ class Supervisor:
             logfile=self.opts.logfile,
             keepalive=float(remote.keepalive) if remote.holdconnectionopen and remote.keepalive else None,
         )
+        if self.engine_tune:
+            engine = msgspec.structs.replace(spec.engine, **self.engine_tune)
+            spec = msgspec.structs.replace(spec, engine=engine)
+        return spec
 
-    def _spawn(self, pool: _Pool) -> int:
+    def _spawn(self, pool: Pool) -> None:
         wid = self._new_id()
-        proc = self.ctx.Process(
-            target=worker_main,
-            args=(self._spec(pool.account, wid), pool.jobs, self.events),
-            name=f"fastsync-worker-{wid}",
-            daemon=True,
-        )
-        proc.start()
-        pool.procs[wid] = proc
+        pool.spawn(self._spec(pool.account, wid), self._on_sentinel)
         self.pools[wid] = pool
-        asyncio.get_running_loop().add_reader(proc.sentinel, self._on_sentinel, wid)
-        return wid
 
-    def _forget_dead(self, pool: _Pool) -> None:
-        """Between syncs only deaths matter: drop workers that exited while idle."""
-        while not pool.inbox.empty():
-            e = pool.inbox.get_nowait()
-            if isinstance(e, WorkerDied):
-                pool.procs.pop(e.worker, None)
-                self.pools.pop(e.worker, None)
-                self.emit(ev.WorkerExited(account=pool.account.name, worker=e.worker))
+    def _forget(self, pool: Pool, wid: int) -> None:
+        pool.procs.pop(wid, None)
+        self.pools.pop(wid, None)
+        self.emit(ev.WorkerExited(account=pool.account.name, worker=wid))
 
     async def _run_sync(
-        self, account: AccountConfig, pool: _Pool, summary: AccountSummary, quick: bool
+        self, account: AccountConfig, pool: Pool, summary: AccountSummary, quick: bool
     ) -> None:
-        self._forget_dead(pool)
+        for wid in pool.forget_dead():
+            self._forget(pool, wid)
         if pool.stale or pool.account is not account:
             await self._shutdown_pool(pool)
             pool.stale = False
-        pool.account, pool.summary, pool.busy = account, summary, {}
+        pool.account = account
         try:
             if not pool.procs:
                 self._spawn(pool)
-            pool.jobs.put(ev.job_encoder.encode(ev.Discover(quick=quick)))
+            pool.put(ev.Discover(quick=quick))
             _preload_worker_code()
-            found = await self._await_discovery(pool)
+            found = await self._await_discovery(pool, summary)
             if found is not None:
-                await self._run_jobs(pool, *found)
+                pairs, ranges = found
+                if self.folder_pairs is not None:  # decided by the caller (fastsync migrate)
+                    pairs, ranges = self.folder_pairs.get(account.name, []), {}
+                await self._run_jobs(pool, Schedule(pairs, ranges, summary))
         finally:
             if not account.remote.holdconnectionopen or self.stopping or summary.failed:
                 await self._shutdown_pool(pool)
 
     async def _await_discovery(
-        self, pool: _Pool
-    ) -> tuple[list[tuple[FolderPair, int]], dict[str, list[tuple[int, int]]]] | None:
+        self, pool: Pool, summary: AccountSummary
+    ) -> tuple[list[tuple[FolderPair, int]], Ranges] | None:
         name = pool.account.name
         while True:
             e = await pool.inbox.get()
@@ -484,154 +474,55 @@ class Supervisor:
                 self._forward(name, e)
                 return sorted(zip(e.pairs, e.sizes, strict=True), key=lambda ps: -ps[1]), e.ranges
             if isinstance(e, ev.JobFailed):
-                pool.summary.failed = e.scope != "interrupted"
-                pool.summary.interrupted = e.scope == "interrupted"
+                summary.failed = e.scope != "interrupted"
+                summary.interrupted = e.scope == "interrupted"
                 self._forward(name, e)
                 return None
             if isinstance(e, WorkerDied):
-                pool.procs.pop(e.worker, None)
-                self.pools.pop(e.worker, None)
-                self.emit(ev.WorkerExited(account=name, worker=e.worker))
+                self._forget(pool, e.worker)
                 if self.stopping:
-                    pool.summary.interrupted = True
+                    summary.interrupted = True
                     return None
                 if pool.procs:  # a held worker that had died while idle; another one has the job
                     continue
-                pool.summary.failed = True
+                summary.failed = True
                 self._notice("error", "worker died during folder discovery", name)
                 return None
             self._forward(name, e)
 
-    async def _run_jobs(
-        self, pool: _Pool, pairs: list[tuple[FolderPair, int]], ranges: dict[str, list[tuple[int, int]]]
-    ) -> None:
-        """Queue the jobs and follow them to the end. A folder with ``ranges`` is copied by
-        CopyRange jobs first (workers/split.py); its SyncFolder job is queued when the last
-        of them has ended, however it ended: that sync copies whatever they did not."""
-        account = pool.account
-        parts_left: dict[str, int] = {}
-        for pair, _size in pairs:
-            for part, (lo, hi) in enumerate(ranges.get(pair.far, ()), 1):
-                pool.jobs.put(ev.job_encoder.encode(ev.CopyRange(pair=pair, lo=lo, hi=hi, part=part)))
-                parts_left[pair.far] = part
-        for pair, size in pairs:
-            if pair.far not in parts_left:
-                pool.jobs.put(ev.job_encoder.encode(ev.SyncFolder(pair=pair, size=size)))
-        want = min(max(1, account.remote.maxconnections), len(pairs) + sum(parts_left.values()))
-        while len(pool.procs) < want:
-            self._spawn(pool)
-        pending = {p.far for p, _ in pairs}
-        requeued: set[str] = set()
-        by_far = {p.far: (p, s) for p, s in pairs}
-
-        def part_ended(far: str) -> None:
-            parts_left[far] -= 1
-            if not parts_left[far]:
-                pair, size = by_far[far]
-                pool.jobs.put(ev.job_encoder.encode(ev.SyncFolder(pair=pair, size=size)))
-
-        while pending and pool.procs:
-            e = await pool.inbox.get()
-            if isinstance(e, ev.JobStarted):
-                pool.busy[e.worker] = (by_far[e.folder][0], e.part)
-            elif isinstance(e, ev.JobDone):
-                pool.busy.pop(e.worker, None)
-                pool.summary.stats.add(e.stats)
-                if e.part:
-                    part_ended(e.folder)
-                else:
-                    pending.discard(e.folder)
-                    pool.summary.folders += 1
-            elif isinstance(e, ev.JobFailed):
-                pool.busy.pop(e.worker, None)
-                if e.part and e.scope == "folder":
-                    part_ended(e.folder)
-                else:
-                    self._job_failed(pool, e, pending)
-            elif isinstance(e, WorkerDied):
-                self._worker_died(pool, e, pending, requeued, by_far, part_ended)
-                continue
-            self._forward(account.name, e)
-
-    def _job_failed(self, pool: _Pool, e: ev.JobFailed, pending: set[str]) -> None:
-        if e.scope == "account":
-            pool.summary.failed = True
-            pending.clear()
-            return
-        pending.discard(e.folder)
-        if e.scope == "interrupted":
-            pool.summary.interrupted = True
-            pending.clear()
-            return
-        pool.summary.folders_failed += 1
-
-    def _worker_died(
-        self,
-        pool: _Pool,
-        e: WorkerDied,
-        pending: set[str],
-        requeued: set[str],
-        by_far: dict[str, tuple[FolderPair, int]],
-        part_ended: Callable[[str], None],
-    ) -> None:
+    async def _run_jobs(self, pool: Pool, schedule: Schedule) -> None:
+        """Queue the schedule's jobs and feed it every outcome until each folder has ended."""
         name = pool.account.name
-        pool.procs.pop(e.worker, None)
-        self.pools.pop(e.worker, None)
-        self.emit(ev.WorkerExited(account=name, worker=e.worker))
-        pair, part = pool.busy.pop(e.worker, (None, 0))
-        if self.stopping:
-            pool.summary.interrupted = True
-            if not pool.procs:
-                pending.clear()
-            return
-        if pair is not None and part:
-            self._notice(
-                "warning",
-                f"worker died (exit {e.exitcode}) on range copy {part} of {pair.far!r}; "
-                "the folder's sync copies the rest",
-                name,
-            )
-            part_ended(pair.far)
-        elif pair is not None and pair.far in pending:
-            if pair.far in requeued:
-                pending.discard(pair.far)
-                pool.summary.folders_failed += 1
-                self._notice("error", f"folder {pair.far!r}: worker died twice; skipped", name)
-            else:
-                requeued.add(pair.far)
-                died = f"worker died (exit {e.exitcode}) on {pair.far!r}"
-                self._notice("warning", f"{died}; trying again", name)
-                pool.jobs.put(ev.job_encoder.encode(ev.SyncFolder(pair=pair, size=by_far[pair.far][1])))
-        if pending and not pool.procs:
+        for job in schedule.first_jobs():
+            pool.put(job)
+        while len(pool.procs) < schedule.workers_wanted(pool.account.remote.maxconnections):
             self._spawn(pool)
-
-    async def _shutdown_pool(self, pool: _Pool) -> None:
-        """Ask every worker of the pool to stop, wait for them (killing after a deadline)."""
-        if not pool.procs:
-            return
-        for _ in pool.procs:
-            pool.jobs.put(ev.job_encoder.encode(ev.Stop()))
-        loop = asyncio.get_running_loop()
-        # Each exit shows as a WorkerDied (the process sentinel); an abort kills them all.
-        alive, deadline = set(pool.procs), time.monotonic() + 30
-        while alive and not self.aborting:
-            try:
-                e = await asyncio.wait_for(pool.inbox.get(), max(0.0, deadline - time.monotonic()))
-            except TimeoutError:
-                break
+        while not schedule.finished and pool.procs:
+            e = await pool.inbox.get()
+            jobs: list[ev.Job] = []
             if isinstance(e, WorkerDied):
-                alive.discard(e.worker)
-        for wid, proc in list(pool.procs.items()):
-            if proc.is_alive():
-                proc.kill()
-            proc.join(1)
-            with contextlib.suppress(ValueError, OSError):
-                loop.remove_reader(proc.sentinel)
+                self._forget(pool, e.worker)
+                jobs, said = schedule.died(e.worker, e.exitcode, self.stopping, len(pool.procs))
+                for level, text in said:
+                    self._notice(level, text, name)
+                if not schedule.finished and not pool.procs:
+                    self._spawn(pool)
+            else:
+                if isinstance(e, ev.JobStarted):
+                    schedule.started(e.worker, e.folder, e.part)
+                elif isinstance(e, ev.JobDone):
+                    jobs = schedule.done(e)
+                elif isinstance(e, ev.JobFailed):
+                    jobs = schedule.failed(e)
+                self._forward(name, e)
+            for job in jobs:
+                pool.put(job)
+
+    async def _shutdown_pool(self, pool: Pool) -> None:
+        """Ask every worker of the pool to stop, wait for them (killing after a deadline)."""
+        for wid in await pool.shutdown(lambda: self.aborting):
             self.pools.pop(wid, None)
             self.emit(ev.WorkerExited(account=pool.account.name, worker=wid))
-        pool.procs.clear()
-        while not pool.inbox.empty():  # deaths of the workers just stopped
-            pool.inbox.get_nowait()
 
 
 def _preload_worker_code() -> None:

@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 from fastsync.errors import ConfigError, ExitCode
-from fastsync.migrate import Job, run_jobs
-from fastsync.migrate_report import as_json, totals, write_json
-from fastsync.migrate_urls import parse_endpoint, read_password
+from fastsync.migrate.jobs import Job, run_jobs
+from fastsync.migrate.report import as_json, totals, write_json
+from fastsync.migrate.urls import parse_endpoint, read_password
 
 
 def _password(spec: str, which: str) -> str:

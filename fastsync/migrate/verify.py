@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from typing import Any
 
-from fastsync.migrate_map import FolderMap
+from fastsync.migrate.map import FolderMap
 from fastsync.stores.imap import ImapStore
 
 _MSGID = re.compile(rb"message-id:[ \t]*(.*?)[ \t]*\r?\n(?![ \t])", re.I | re.S)

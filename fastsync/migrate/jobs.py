@@ -1,15 +1,5 @@
-"""``fastsync migrate SRC DST``: one-way bulk copy of every folder from one IMAP server to another.
-
-Without a config file. The copy is the ordinary sync engine run one way (far = SRC, opened
-read-only; near = DST) with its state under ``--metadata`` (default ~/.fastsync/migrate), so a
-re-run copies nothing twice; with no state, messages already on DST are recognised by content
-(the engine's content key: header block + size) and not copied again.
-
-Exit codes: 0 everything copied; 1 partial (some messages or folders failed, verify found a
-difference, or --errorsmax stopped the run); 2 usage or configuration error; 3 an account
-failed during the run; 4 another run holds this migration's lock; 10/11 login refused on
-SRC/DST; 12/13 cannot connect to SRC/DST (network or TLS); 14 DST over quota; 130 interrupted.
-"""
+"""The migration of a list of accounts: check both sides, map folders, copy through the
+supervisor, then --delete2's mirror pass and --verify; one exit code per account."""
 
 from __future__ import annotations
 
@@ -24,68 +14,24 @@ import msgspec
 
 from fastsync.config import AccountConfig, Config, GeneralConfig, ImapRepo
 from fastsync.errors import ConfigError, ExitCode, FastsyncError
-from fastsync.migrate_map import Selection, parse_renames
-from fastsync.migrate_report import as_json, stats_block, write_json
-from fastsync.migrate_run import (
+from fastsync.migrate.map import Selection, parse_renames
+from fastsync.migrate.report import as_json, stats_block, write_json
+from fastsync.migrate.run import (
     EXIT_QUOTA,
     AccountResult,
     Collector,
     FolderResult,
-    MigrateSupervisor,
     Preflight,
     SideFailed,
     folder_pairs,
     open_side,
     preflight,
 )
-from fastsync.migrate_urls import Endpoint, migration_id, parse_endpoint, read_password, repo_for
-from fastsync.supervisor import RunOptions
+from fastsync.migrate.urls import Endpoint, migration_id, repo_for
+from fastsync.supervisor import RunOptions, Supervisor
 
 DEFAULT_METADATA = "~/.fastsync/migrate"
 _NOTHING = "lambda folder: False"  # the workers' own discovery maps nothing: pairs come from here
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="fastsync migrate",
-        description="Copy every folder from SRC to DST (imap://user@host[:port] or imaps://...), once; "
-        "re-runs copy only what is new. Passwords: --password1-file/--passcmd1 or $FASTSYNC_PASSWORD1 "
-        "(2 for DST).",
-    )
-    p.add_argument("src", nargs="?", metavar="SRC")
-    p.add_argument("dst", nargs="?", metavar="DST")
-    for n, side in (("1", "SRC"), ("2", "DST")):
-        p.add_argument(f"--password{n}-file", metavar="FILE", help=f"{side} password: first line of FILE")
-        p.add_argument(f"--passcmd{n}", metavar="CMD", help=f"{side} password: first line CMD prints")
-        p.add_argument(f"--cafile{n}", metavar="FILE", help=f"CA certificates for {side} (default: system)")
-        p.add_argument(
-            f"--no-tls{n}",
-            action="store_true",
-            help=f"allow plaintext imap:// to {side} (trusted links only)",
-        )
-    p.add_argument("--folder", action="append", default=[], help="copy only this source folder (repeatable)")
-    p.add_argument("--include", action="append", default=[], metavar="REGEX", help="copy folders matching")
-    p.add_argument("--exclude", action="append", default=[], metavar="REGEX", help="skip folders matching")
-    p.add_argument("--map", action="append", default=[], metavar="OLD=NEW", help="rename a folder")
-    p.add_argument("--no-automap", dest="automap", action="store_false", help="no SPECIAL-USE mapping")
-    p.add_argument("--maxsize", type=int, metavar="BYTES", help="skip messages larger than this")
-    p.add_argument("--maxage", type=float, metavar="DAYS", help="copy only messages at most this old")
-    p.add_argument("--minage", type=float, metavar="DAYS", help="copy only messages at least this old")
-    p.add_argument("--delete2", action="store_true", help="delete on DST what was deleted on SRC")
-    p.add_argument("--force-deletes", action="store_true", help="let --delete2 delete over the guard")
-    p.add_argument("--dry-run", action="store_true", help="say what would be copied; change nothing")
-    p.add_argument("--verify", action="store_true", help="compare both sides after copying")
-    p.add_argument("--report", metavar="FILE", help="write the statistics as JSON")
-    p.add_argument("--errorsmax", type=int, metavar="N", help="stop after N message errors")
-    p.add_argument("--workers", type=int, default=4, help="parallel connections per server (default 4)")
-    p.add_argument("--batch-messages", type=int, default=500, help="messages per fetch/append batch")
-    p.add_argument("--batch-bytes", type=int, default=16 << 20, help="bytes per fetch/append batch")
-    p.add_argument("--timeout", type=float, default=120.0, help="socket timeout in seconds")
-    p.add_argument("--metadata", default=DEFAULT_METADATA, help="state directory (default %(default)s)")
-    p.add_argument("--batch", metavar="FILE.csv", help="migrate the accounts of a CSV file (see README)")
-    p.add_argument("--maxsyncaccounts", type=int, default=2, help="accounts in flight with --batch")
-    p.add_argument("-q", "--quiet", action="store_true", help="only errors and the statistics")
-    return p
 
 
 class Job:
@@ -98,27 +44,6 @@ class Job:
         self.result = AccountResult(name=self.name, src=src.label(), dst=dst.label())
         self.pre: Preflight | None = None
         self.code: int = int(ExitCode.OK)
-
-
-def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        if args.batch:
-            from fastsync.migrate_batch import run_batch
-
-            return int(run_batch(args))
-        if not args.src or not args.dst:
-            raise ConfigError("expected SRC and DST (or --batch FILE.csv)")
-        job = Job(
-            parse_endpoint(args.src, "SRC", plain=args.no_tls1),
-            parse_endpoint(args.dst, "DST", plain=args.no_tls2),
-            read_password("SRC", file=args.password1_file, command=args.passcmd1, env="FASTSYNC_PASSWORD1"),
-            read_password("DST", file=args.password2_file, command=args.passcmd2, env="FASTSYNC_PASSWORD2"),
-        )
-    except ConfigError as e:
-        print(f"fastsync migrate: {e}", file=sys.stderr)
-        return int(ExitCode.CONFIG)
-    return run_jobs([job], args)[0]
 
 
 def selection(args: argparse.Namespace) -> Selection:
@@ -214,7 +139,7 @@ def _supervise(jobs: list[Job], args: argparse.Namespace) -> None:
     if args.errorsmax is not None:
         tune["max_message_errors"] = max(1, args.errorsmax)
     pairs = {job.name: folder_pairs(job.pre) for job in jobs if job.pre is not None}
-    sup = MigrateSupervisor(config, opts, ui, passwords, pairs=pairs, tune=tune)
+    sup = Supervisor(config, opts, ui, passwords, folder_pairs=pairs, engine_tune=tune)
     ui.stop = sup._on_stop
     code = int(sup.run())
     for job in jobs:
@@ -253,7 +178,7 @@ def _finish(job: Job, args: argparse.Namespace, seconds: float, many: bool) -> N
     if not (many and args.quiet):
         print(stats_block(job.result, seconds, args.dry_run), flush=True)
     if verify is not None and args.verify:
-        from fastsync.migrate_verify import verify_text
+        from fastsync.migrate.verify import verify_text
 
         print(verify_text(verify), flush=True)
     if args.report and not many:
@@ -262,7 +187,7 @@ def _finish(job: Job, args: argparse.Namespace, seconds: float, many: bool) -> N
 
 def _post_pass(job: Job, args: argparse.Namespace) -> dict[str, Any] | None:
     """--delete2's mirror pass, then --verify, on one fresh connection per side."""
-    from fastsync.migrate_verify import mirror, verify
+    from fastsync.migrate.verify import mirror, verify
 
     assert job.pre is not None
     account, dst_repo = _repos(job, args)

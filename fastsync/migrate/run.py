@@ -19,16 +19,14 @@ from typing import Any
 import msgspec
 
 from fastsync import events as ev
-from fastsync.config import AccountConfig, ImapRepo
+from fastsync.config import ImapRepo
 from fastsync.errors import AccountError, FastsyncError, FolderError, StoreError
 from fastsync.events import AccountSummary
 from fastsync.folders import FolderPair
-from fastsync.migrate_map import FolderMap, Selection, Side, map_folders
+from fastsync.migrate.map import FolderMap, Selection, Side, map_folders
 from fastsync.stores.imap import ImapStore
-from fastsync.supervisor import Supervisor
 from fastsync.ui.base import UI
 from fastsync.ui.lines import lines_of
-from fastsync.workers.worker import WorkerSpec
 
 log = logging.getLogger(__name__)
 
@@ -122,30 +120,6 @@ def folder_pairs(pre: Preflight) -> list[tuple[FolderPair, int]]:
     """Supervisor jobs, largest source folder first."""
     pairs = [(FolderPair(m.src, m.dst, True, m.dst_exists), pre.found.get(m.src, 0)) for m in pre.maps]
     return sorted(pairs, key=lambda ps: -ps[1])
-
-
-class MigrateSupervisor(Supervisor):
-    """The supervisor with folder pairs decided up front and tuned engine options."""
-
-    def __init__(
-        self, *args: Any, pairs: dict[str, list[tuple[FolderPair, int]]], tune: dict[str, Any], **kw: Any
-    ) -> None:
-        super().__init__(*args, **kw)
-        self.pairs = pairs
-        self.tune = tune
-
-    def _spec(self, account: AccountConfig, wid: int) -> WorkerSpec:
-        spec = super()._spec(account, wid)
-        return msgspec.structs.replace(spec, engine=msgspec.structs.replace(spec.engine, **self.tune))
-
-    async def _await_discovery(
-        self, run: Any
-    ) -> tuple[list[tuple[FolderPair, int]], dict[str, list[tuple[int, int]]]] | None:
-        # The worker's own discovery still runs (it logs in both sides and finds nothing,
-        # as the source folderfilter keeps no folder); the pairs are the ones mapped here,
-        # each copied by one worker (no range copies).
-        got = await super()._await_discovery(run)
-        return None if got is None else (self.pairs[run.account.name], {})
 
 
 @dataclass
