@@ -41,6 +41,7 @@ class GeneralConfig(msgspec.Struct, frozen=True, kw_only=True):
     pythonfile: str | None = None
     socktimeout: float | None = None
     fsync: bool = True
+    maxworkermemory: int = 1024  # MB of RSS after which a worker is replaced between jobs; 0: never
 
 
 class MaildirRepo(msgspec.Struct, frozen=True, kw_only=True):
@@ -244,6 +245,7 @@ GENERAL_OPTIONS: dict[str, Conv] = {
     "pythonfile": _existing_file,
     "socktimeout": _positive_float,
     "fsync": _bool,
+    "maxworkermemory": _int(0),
 }
 ACCOUNT_OPTIONS: dict[str, Conv] = {
     "localrepository": _nonempty,

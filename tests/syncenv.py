@@ -26,6 +26,7 @@ class SyncEnv:
     remote_opts: dict[str, str] = field(default_factory=dict)
     local_opts: dict[str, str] = field(default_factory=dict)
     account_opts: dict[str, str] = field(default_factory=dict)
+    general_opts: dict[str, str] = field(default_factory=dict)
 
     @property
     def maildir(self) -> Path:
@@ -63,7 +64,7 @@ class SyncEnv:
             return f"[{name}]\n{body}\n"
 
         text = (
-            section("general", {"accounts": "Test", "metadata": str(self.metadata)})
+            section("general", {"accounts": "Test", "metadata": str(self.metadata)} | self.general_opts)
             + section("Account Test", account)
             + section("Repository Local", local)
             + section("Repository Remote", remote)

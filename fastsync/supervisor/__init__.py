@@ -424,6 +424,7 @@ class Supervisor:
             debug=self.opts.debug,
             logfile=self.opts.logfile,
             keepalive=float(remote.keepalive) if remote.holdconnectionopen and remote.keepalive else None,
+            memory_limit=g.maxworkermemory << 20,
         )
         if self.engine_tune:
             engine = msgspec.structs.replace(spec.engine, **self.engine_tune)
@@ -505,7 +506,8 @@ class Supervisor:
                 jobs, said = schedule.died(e.worker, e.exitcode, self.stopping, len(pool.procs))
                 for level, text in said:
                     self._notice(level, text, name)
-                if not schedule.finished and not pool.procs:
+                recycled = e.exitcode == 0 and not self.stopping  # left over its memory limit
+                if not schedule.finished and (recycled or not pool.procs):
                     self._spawn(pool)
             else:
                 if isinstance(e, ev.JobStarted):

@@ -45,6 +45,7 @@ class WorkerSpec(msgspec.Struct, frozen=True):
     debug: bool = False
     logfile: str | None = None
     keepalive: float | None = None  # seconds between NOOPs while idle between jobs; None: never
+    memory_limit: int = 0  # bytes of RSS after which the worker leaves between jobs (0: never)
 
 
 class Interrupted(FastsyncError):
@@ -106,8 +107,23 @@ class Worker:
                 if isinstance(job, ev.Stop):
                     break
                 self.handle(job)
+                if self.over_memory():
+                    break  # exit 0 between jobs: the supervisor starts a fresh worker if work is left
         finally:
             self.drop_connections()
+
+    def over_memory(self) -> bool:
+        """Whether this process has grown past its limit (a huge folder's listings, a fragmented
+        heap): leaving is the one way to give the memory back."""
+        if not self.spec.memory_limit:
+            return False
+        import psutil  # type: ignore[import-untyped]  # no stubs in the venv
+
+        rss = int(psutil.Process().memory_info().rss)
+        if rss <= self.spec.memory_limit:
+            return False
+        log.info("worker %d: RSS %d MB, over the limit; leaving for a fresh one", self.spec.worker, rss >> 20)
+        return True
 
     def keepalive(self) -> None:
         """NOOP on an open far connection; a connection that fails it is dropped, so the next job
