@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`. Both install what they need.
-.PHONY: demo test lint bench setup
+.PHONY: demo test unit lint bench setup
 
 setup:
 	@tools/setup.sh
@@ -13,6 +13,10 @@ lint: setup
 
 test: lint
 	.venv/bin/python -m pytest -q
+
+# The fast part: pure logic, property tests and store tests without a server (about a minute).
+unit: setup
+	.venv/bin/python -m pytest -q -m "not dovecot"
 
 bench:
 	@tools/setup.sh --bench
