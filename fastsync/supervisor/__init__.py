@@ -204,7 +204,7 @@ class Supervisor:
 
     def _on_reload(self) -> None:
         from fastsync.config import load_config
-        from fastsync.secrets import get_password
+        from fastsync.credentials import get_password
 
         try:
             config = load_config(self.config.path)
