@@ -85,9 +85,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> ExitCode:
     from fastsync.config import ImapRepo, default_config_path, load_config
+    from fastsync.credentials import get_password
     from fastsync.events import Notice
     from fastsync.folders import load_pythonfile
-    from fastsync.credentials import get_password
     from fastsync.supervisor import RunOptions, Supervisor
     from fastsync.ui import choose
 

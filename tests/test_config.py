@@ -12,8 +12,8 @@ import pytest
 
 from fastsync import folders
 from fastsync.config import ImapRepo, MaildirRepo, default_config_path, expr_globals, load_config
-from fastsync.errors import ConfigError
 from fastsync.credentials import get_password
+from fastsync.errors import ConfigError
 
 # The seed article's basic example, with the [general] header and a host filled in (the
 # article's copy lost both), plus its autorefresh and performance settings.
