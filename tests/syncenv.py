@@ -26,6 +26,7 @@ class SyncEnv:
     remote_opts: dict[str, str] = field(default_factory=dict)
     local_opts: dict[str, str] = field(default_factory=dict)
     account_opts: dict[str, str] = field(default_factory=dict)
+    password: bool = True  # False: no password source in the config (OAuth2 logins)
 
     @property
     def maildir(self) -> Path:
@@ -55,7 +56,7 @@ class SyncEnv:
         passfile = self.tmp / "pass"
         passfile.write_text(self.user.password + "\n")
         passfile.chmod(0o600)
-        if "remotepass" not in remote and "remotepasseval" not in remote:
+        if self.password and "remotepass" not in remote and "remotepasseval" not in remote:
             remote.setdefault("remotepassfile", str(passfile))
 
         def section(name: str, opts: dict[str, str]) -> str:
