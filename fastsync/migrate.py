@@ -24,6 +24,7 @@ import msgspec
 
 from fastsync.config import AccountConfig, Config, GeneralConfig, ImapRepo
 from fastsync.errors import ConfigError, ExitCode, FastsyncError
+from fastsync.migrate_auth import SideAuth, add_arguments, side_auth, uses_oauth
 from fastsync.migrate_map import Selection, parse_renames
 from fastsync.migrate_report import as_json, stats_block, write_json
 from fastsync.migrate_run import (
@@ -38,7 +39,7 @@ from fastsync.migrate_run import (
     open_side,
     preflight,
 )
-from fastsync.migrate_urls import Endpoint, migration_id, parse_endpoint, read_password, repo_for
+from fastsync.migrate_urls import Endpoint, migration_id, parse_endpoint, repo_for
 from fastsync.supervisor import RunOptions
 
 DEFAULT_METADATA = "~/.fastsync/migrate"
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help=f"allow plaintext imap:// to {side} (trusted links only)",
         )
+        add_arguments(p, n, side)
     p.add_argument("--folder", action="append", default=[], help="copy only this source folder (repeatable)")
     p.add_argument("--include", action="append", default=[], metavar="REGEX", help="copy folders matching")
     p.add_argument("--exclude", action="append", default=[], metavar="REGEX", help="skip folders matching")
@@ -91,9 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
 class Job:
     """One account to migrate: endpoints, passwords (never printed), results."""
 
-    def __init__(self, src: Endpoint, dst: Endpoint, src_pw: str, dst_pw: str) -> None:
+    def __init__(
+        self,
+        src: Endpoint,
+        dst: Endpoint,
+        src_pw: str,
+        dst_pw: str,
+        *,
+        src_auth: SideAuth | None = None,
+        dst_auth: SideAuth | None = None,
+    ) -> None:
         self.src, self.dst = src, dst
         self.src_pw, self.dst_pw = src_pw, dst_pw
+        self.src_auth, self.dst_auth = src_auth, dst_auth  # None: password, default mechanisms
         self.name = migration_id(src, dst)
         self.result = AccountResult(name=self.name, src=src.label(), dst=dst.label())
         self.pre: Preflight | None = None
@@ -106,15 +118,15 @@ def main(argv: list[str]) -> int:
         if args.batch:
             from fastsync.migrate_batch import run_batch
 
+            if uses_oauth(args):
+                raise ConfigError("the OAuth2 options are for one account (expected them without --batch)")
             return int(run_batch(args))
         if not args.src or not args.dst:
             raise ConfigError("expected SRC and DST (or --batch FILE.csv)")
-        job = Job(
-            parse_endpoint(args.src, "SRC", plain=args.no_tls1),
-            parse_endpoint(args.dst, "DST", plain=args.no_tls2),
-            read_password("SRC", file=args.password1_file, command=args.passcmd1, env="FASTSYNC_PASSWORD1"),
-            read_password("DST", file=args.password2_file, command=args.passcmd2, env="FASTSYNC_PASSWORD2"),
-        )
+        src = parse_endpoint(args.src, "SRC", plain=args.no_tls1)
+        dst = parse_endpoint(args.dst, "DST", plain=args.no_tls2)
+        src_auth, dst_auth = side_auth(args, "1", "SRC"), side_auth(args, "2", "DST")
+        job = Job(src, dst, src_auth.password, dst_auth.password, src_auth=src_auth, dst_auth=dst_auth)
     except ConfigError as e:
         print(f"fastsync migrate: {e}", file=sys.stderr)
         return int(ExitCode.CONFIG)
@@ -139,9 +151,16 @@ def _repos(job: Job, args: argparse.Namespace) -> tuple[AccountConfig, ImapRepo]
     dst = repo_for(
         job.dst, f"dst-{job.name}", cafile=args.cafile2, readonly=False, sync_deletes=args.delete2, **common
     )
+    src, dst = _with_auth(src, job.src_auth), _with_auth(dst, job.dst_auth)
     dst = _with_filter(dst)
     account = AccountConfig(name=job.name, remote=_with_filter(src), local=dst, maxsize=args.maxsize)
     return account, dst
+
+
+def _with_auth(repo: ImapRepo, auth: SideAuth | None) -> ImapRepo:
+    if auth is None:
+        return repo
+    return msgspec.structs.replace(repo, oauth2=auth.oauth2, auth_mechanisms=auth.mechanisms)
 
 
 def _with_filter(repo: ImapRepo) -> ImapRepo:
