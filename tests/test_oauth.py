@@ -4,6 +4,9 @@ after ``BYE ... AccessTokenExpired``, a bad refresh token, and no token in any o
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,7 +17,9 @@ from fastsync.errors import AccountError, AuthError
 from fastsync.oauth import TokenSource
 from fastsync.stores.imap import ImapStore
 from tests.faultkit import imap_repo
+from tests.imapenv import folder_messages, new_user
 from tests.oauthenv import logins, oauth_env, refresh_opts
+from tests.syncenv import REPO_ROOT
 from tools.corpus import CorpusSpec, generate
 from tools.dovecot import free_port
 from tools.faultproxy import FaultProxy
@@ -197,3 +202,64 @@ def test_token_endpoint_failures_are_graded_and_never_show_secrets(provider):
         TokenSource(nowhere, "acct").token()
     assert not isinstance(unreachable.value, AuthError)  # not the credentials' fault
     assert "cannot reach" in str(unreachable.value) and good not in str(unreachable.value)
+
+
+# -- fastsync migrate ---------------------------------------------------------------------
+
+
+def _migrate(tmp: Path, src, dst, *args: str):
+    cmd = [sys.executable, "-m", "fastsync", "migrate",
+           f"imap://{src.name}@127.0.0.1:{src.server.port}", f"imap://{dst.name}@127.0.0.1:{dst.server.port}",
+           "--no-tls1", "--no-tls2", "--metadata", str(tmp / "meta"), *args]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTSYNC_PASSWORD")}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+                          env=dict(env, PYTHONPATH=str(REPO_ROOT)))
+
+
+def test_migrate_with_an_access_token_file_copies_everything(oauth_dovecot, provider, tmp_path):
+    src, dst = new_user(oauth_dovecot, "msrc"), new_user(oauth_dovecot, "mdst")
+    generate(src.maildir, CorpusSpec(folders=["INBOX", "Sent"], messages=25, seed=16))
+    token = provider.issue(src.name)
+    (tmp_path / "token").write_text(token + "\n")
+    (tmp_path / "p2").write_text(dst.password + "\n")
+    proc = _migrate(tmp_path, src, dst, "--oauthaccesstoken1", str(tmp_path / "token"),
+                    "--password2-file", str(tmp_path / "p2"), "--workers", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert len(folder_messages(dst, "INBOX")) + len(folder_messages(dst, "Sent")) == 25
+    assert set(logins(oauth_dovecot, src)) == {"XOAUTH2"}  # the source never saw a password
+    assert token not in proc.stdout + proc.stderr + _files_text(tmp_path / "meta")
+
+
+def test_migrate_refreshes_tokens_itself_and_a_bad_refresh_token_exits_10(oauth_dovecot, provider, tmp_path):
+    src, dst = new_user(oauth_dovecot, "msrc"), new_user(oauth_dovecot, "mdst")
+    generate(src.maildir, CorpusSpec(folders=["INBOX"], messages=6, seed=17))
+    (tmp_path / "secret").write_text(provider.client_secret + "\n")
+    (tmp_path / "p2").write_text(dst.password + "\n")
+    refresh = provider.add_refresh_token(src.name)
+    common = ["--oauth2-request-url1", provider.token_url, "--oauth2-client-id1", provider.client_id,
+              "--oauth2-client-secret1-file", str(tmp_path / "secret"), "--authmech1", "OAUTHBEARER",
+              "--oauth2-refresh-token1-file", str(tmp_path / "refresh"),
+              "--password2-file", str(tmp_path / "p2")]
+    (tmp_path / "refresh").write_text(refresh + "\n")
+    refreshes = provider.refreshes
+    proc = _migrate(tmp_path, src, dst, *common)
+    assert proc.returncode == 0, proc.stderr
+    assert len(folder_messages(dst, "INBOX")) == 6
+    assert provider.refreshes > refreshes and set(logins(oauth_dovecot, src)) == {"OAUTHBEARER"}
+    (tmp_path / "refresh").write_text("rt-revoked-or-mistyped\n")
+    bad = _migrate(tmp_path, src, dst, *common)
+    assert bad.returncode == 10, bad.stderr
+    lines = [ln for ln in bad.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("fastsync migrate: SRC:") and "invalid_grant" in lines[0]
+    for secret in ("rt-revoked-or-mistyped", provider.client_secret, refresh):
+        assert secret not in bad.stdout + bad.stderr
+
+
+def test_migrate_refuses_an_unsupported_mechanism_with_one_line(oauth_dovecot, tmp_path):
+    src, dst = new_user(oauth_dovecot, "msrc"), new_user(oauth_dovecot, "mdst")
+    (tmp_path / "p").write_text("x\n")
+    proc = _migrate(tmp_path, src, dst, "--authmech1", "CRAM-MD5", "--password1-file", str(tmp_path / "p"),
+                    "--password2-file", str(tmp_path / "p"))
+    assert proc.returncode == 2
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "--authmech1" in lines[0] and "CRAM-MD5 is not supported" in lines[0]
