@@ -4,6 +4,7 @@ after ``BYE ... AccessTokenExpired``, a bad refresh token, and no token in any o
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 
 from fastsync.auth_options import OAuth2Settings
 from fastsync.errors import AccountError, AuthError
-from fastsync.oauth import TokenSource
+from fastsync.oauth import TokenSource, sasl_xoauth2
 from fastsync.stores.imap import ImapStore
 from tests.faultkit import imap_repo
 from tests.imapenv import folder_messages, new_user
@@ -57,7 +58,8 @@ def test_xoauth2_with_a_refresh_token_syncs_everything_and_no_token_reaches_logs
     assert "AUTHENTICATE **REDACTED**" in trace, "the debug run must trace the login"
     haystack = "\n".join([proc.stdout, proc.stderr, again.stdout, again.stderr, trace,
                           _files_text(env.metadata, env.maildir)])
-    for secret in (*tokens, refresh, provider.client_secret):
+    encoded = [base64.b64encode(sasl_xoauth2(oauth_user.name, t)).decode() for t in tokens]
+    for secret in (*tokens, *encoded, refresh, provider.client_secret):
         assert secret not in haystack
         assert secret[-10:] not in haystack  # nor a piece of it on a split line
 
@@ -137,6 +139,27 @@ def test_bye_access_token_expired_mid_run_refreshes_before_reconnecting(
     assert provider.refreshes - refreshes == 2  # at the start, and after the BYE
     assert provider.rejected == rejected  # the dead token was not tried again
     assert "Traceback" not in proc.stderr
+
+
+def test_without_sasl_ir_the_challenge_response_login_works_and_keeps_the_token_out_of_the_trace(
+    oauth_dovecot, oauth_user, provider, tmp_path
+):
+    generate(oauth_user.maildir, CorpusSpec(folders=["INBOX"], messages=5, seed=18))
+    token = provider.issue(oauth_user.name)
+    with FaultProxy(oauth_dovecot.host, oauth_dovecot.port) as proxy:
+        proxy.rewrite_down = lambda line: line.replace(b" SASL-IR", b"")
+        env = oauth_env(oauth_dovecot, oauth_user, tmp_path, provider, remoteport=str(proxy.port),
+                        auth_mechanisms="OAUTHBEARER", oauth2_access_token=token)
+        logfile = tmp_path / "debug.log"
+        proc = env.run("-d", "imap", "-l", str(logfile))
+        sent = bytes(proxy.up_log)
+    assert _message_count(env.maildir) == 5
+    assert b"AUTHENTICATE OAUTHBEARER\r\n" in sent  # no initial response: the server asked for it
+    assert set(logins(oauth_dovecot, oauth_user)) == {"OAUTHBEARER"}
+    response = sent.split(b"AUTHENTICATE OAUTHBEARER\r\n", 1)[1].split(b"\r\n", 1)[0].decode()
+    assert len(response) > 40  # the base64 client response, which holds the token
+    trace = logfile.read_text(errors="replace")
+    assert token not in trace + proc.stdout + proc.stderr and response not in trace
 
 
 def _store(dovecot, user, **oauth: str) -> ImapStore:
