@@ -9,6 +9,9 @@ Contract:
   tail of its log file.
 - ``Dovecot.stop()`` leaves no process behind (the master and every child it had), and runs
   at interpreter exit as well if the caller forgot.
+- With ``oauth2_introspection_url`` (tools.oauthserver's), XOAUTH2 and OAUTHBEARER are offered
+  too, and Dovecot's oauth2 passdb POSTs every token to that URL (``auth_failure_delay = 0``);
+  the passwd-file passdb still serves PLAIN and LOGIN.
 - Run as root (the machine and CI do): internal services use the package's ``dovecot`` and
   ``dovenull`` users. Dovecot refuses mail access as uid 0, so mail belongs to
   ``nobody:nogroup`` (``mail_owner``), and mail processes chroot into ``base_dir/mail``: that

@@ -22,6 +22,7 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginEr
 from imapclient.imapclient import datetime_to_INTERNALDATE
 from imapclient.response_parser import parse_response
 
+from fastsync.auth_options import OAUTH_MECHANISMS
 from fastsync.config import ImapRepo
 from fastsync.errors import AccountError, AuthError, ConnectionLimit, FolderError, MessageError, StoreError
 from fastsync.folders import imap_decode
@@ -165,7 +166,7 @@ class ImapStore(Store):
 
     def _refused_hint(self) -> str:
         mech = self._login.mechanism
-        if mech in ("XOAUTH2", "OAUTHBEARER"):
+        if mech in OAUTH_MECHANISMS:
             return f"{mech}: the OAuth2 access token was not accepted"
         return "wrong user or password?"
 
