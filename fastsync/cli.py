@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> ExitCode:
     from fastsync.config import ImapRepo, default_config_path, load_config
-    from fastsync.credentials import get_password
+    from fastsync.credentials import get_password, password_needed
     from fastsync.events import Notice
     from fastsync.folders import load_pythonfile
     from fastsync.supervisor import RunOptions, Supervisor
@@ -110,7 +110,8 @@ def _run(args: argparse.Namespace) -> ExitCode:
         try:
             for repo in (acct.remote, acct.local):
                 if isinstance(repo, ImapRepo) and repo.name not in passwords:
-                    passwords[repo.name] = get_password(repo, pyglobals, prompt)  # type: ignore[arg-type]
+                    needed = password_needed(repo)
+                    passwords[repo.name] = get_password(repo, pyglobals, prompt) if needed else None  # type: ignore[arg-type]
             runnable.append(name)
         except ConfigError as e:
             ui.render(Notice(level="error", text=str(e), account=name))

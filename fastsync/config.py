@@ -25,7 +25,8 @@ from typing import Any
 
 import msgspec
 
-from fastsync import folders
+from fastsync import auth_options, folders
+from fastsync.auth_options import OAuth2Settings
 from fastsync.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,8 @@ class ImapRepo(msgspec.Struct, frozen=True, kw_only=True):
     expunge: bool = True
     idlefolders: str | None = None
     timeout: float = 60.0
+    auth_mechanisms: tuple[str, ...] = ()  # empty: auth_options.DEFAULT_ORDER
+    oauth2: OAuth2Settings | None = None  # its repr hides the secrets
 
     @property
     def port(self) -> int:
@@ -231,6 +234,13 @@ def _fingerprints(raw: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _mechanisms(raw: str) -> tuple[str, ...]:
+    try:
+        return auth_options.parse_mechanisms(raw)
+    except ValueError as e:
+        raise _Bad(str(e)) from None
+
+
 def _expr(raw: str) -> str:
     return _nonempty(raw)  # syntax is checked by the section reader, which knows pythonfile
 
@@ -288,6 +298,9 @@ IMAP_OPTIONS: dict[str, Conv] = {
     "keepalive": _int(1),
     "expunge": _bool,
     "idlefolders": _expr,
+    "auth_mechanisms": _mechanisms,
+    **{option: _nonempty for option in auth_options.VALUES},
+    **{option + "_eval": _expr for option in auth_options.EVALUATED},
 }
 # Expressions compiled at load to report mistakes early; callables vs. any expression.
 _CALLABLE_EXPRS = ("folderfilter", "nametrans")
@@ -313,10 +326,8 @@ MAILDIR_IGNORED = (
     | {f"customflag_{c}" for c in "abcdefghijklmnopqrstuvwxyz"}
 )
 IMAP_IGNORED = _REPO_IGNORED | _words(
-    """ipv6 remote_identity sslclientcert sslclientkey ssl_version tls_level auth_mechanisms
-    oauth2_client_id oauth2_client_id_eval oauth2_client_secret oauth2_client_secret_eval
-    oauth2_access_token oauth2_access_token_eval oauth2_refresh_token oauth2_refresh_token_eval
-    oauth2_request_url decodefoldernames usecompression singlethreadperfolder subscribedonly
+    """ipv6 remote_identity sslclientcert sslclientkey ssl_version tls_level decodefoldernames
+    usecompression singlethreadperfolder subscribedonly
     dynamic_folderfilter newmail_hook retrycount copy_ignore_eval sep trashfolder spamfolder
     realdelete"""
 )
@@ -448,7 +459,7 @@ def _warn_file(reader: _Reader) -> None:
         elif section not in ("general", "DEFAULT") and not section.startswith(("Account ", "Repository ")):
             log.warning("%s: [%s]: unknown section, ignored", path, section)
         for option, raw in parser[section].items():
-            has_pass = has_pass or option == "remotepass"
+            has_pass = has_pass or option == "remotepass" or option in auth_options.SECRETS
             if "%%" in raw or "%(" in raw:
                 log.warning(
                     "%s: [%s] %s: contains '%%%%' or '%%(': fastsync does not interpolate values "
@@ -462,7 +473,10 @@ def _warn_file(reader: _Reader) -> None:
     except OSError:
         return
     if has_pass and mode & (stat.S_IRGRP | stat.S_IROTH):
-        log.warning("%s: holds remotepass but is readable by other users (expected chmod 600)", path)
+        log.warning(
+            "%s: holds remotepass or an OAuth2 secret but is readable by other users (expected chmod 600)",
+            path,
+        )
 
 
 def _read_general(reader: _Reader) -> GeneralConfig:
@@ -528,6 +542,12 @@ def _read_imap(reader: _Reader, section: str, name: str, general: GeneralConfig)
     values.pop("type")
     for option, kind in _EVALUATED.items():
         _evaluate(reader, section, values, option, kind)
+    for option in auth_options.EVALUATED:
+        _evaluate(reader, section, values, option, str, suffix="_eval")
+    values["oauth2"] = auth_options.settings_from(values)
+    wrong = auth_options.check(values["oauth2"], values.get("auth_mechanisms", ()))
+    if wrong is not None:
+        raise reader.error(section, *wrong)
     for option in ("remotehost", "remoteuser"):
         if option not in values:
             raise reader.error(section, option, f"missing (expected {option} or {option}eval)")
@@ -544,21 +564,23 @@ def _read_imap(reader: _Reader, section: str, name: str, general: GeneralConfig)
     return repo
 
 
-def _evaluate(reader: _Reader, section: str, values: dict[str, Any], option: str, kind: type) -> None:
+def _evaluate(
+    reader: _Reader, section: str, values: dict[str, Any], option: str, kind: type, suffix: str = "eval"
+) -> None:
     """Replace ``OPTIONeval`` by the value it computes now (in the main process)."""
-    source = values.pop(option + "eval", None)
+    name = option + suffix
+    source = values.pop(name, None)
     if source is None:
         return
     if option in values:
-        raise reader.error(section, option + "eval", f"set together with {option} (expected only one)")
-    where = reader.where(section, option + "eval")
-    value = folders.eval_value(source, where, reader.pyglobals)
-    if type(value) is not kind or value == "":
+        raise reader.error(section, name, f"set together with {option} (expected only one)")
+    value = folders.eval_value(source, reader.where(section, name), reader.pyglobals)
+    if type(value) is not kind or value == "":  # the value itself is not shown: it may be a secret
         raise reader.error(
-            section, option + "eval", f"gives a {type(value).__name__} (expected a non-empty {kind.__name__})"
+            section, name, f"gives a {type(value).__name__} (expected a non-empty {kind.__name__})"
         )
     if isinstance(value, int) and not 1 <= value <= 65535:
-        raise reader.error(section, option + "eval", f"gives {value} (expected a port from 1 to 65535)")
+        raise reader.error(section, name, f"gives {value} (expected a port from 1 to 65535)")
     values[option] = value
 
 

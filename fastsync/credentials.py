@@ -23,6 +23,14 @@ log = logging.getLogger(__name__)
 Prompt = Callable[[str], str]
 
 
+def password_needed(repo: ImapRepo) -> bool:
+    """False for a repository that logs in with OAuth2 and names no password source: it is
+    then not asked for one (a password given as well is still read, for PLAIN or LOGIN)."""
+    sources = (repo.remotepass, repo.remotepassfile, repo.remotepasseval)
+    oauth = repo.oauth2 is not None and repo.oauth2.usable
+    return not oauth or any(source is not None for source in sources)
+
+
 def get_password(repo: ImapRepo, pyglobals: dict[str, Any], prompt: Prompt | None) -> str:
     """The password for ``repo``; ConfigError when no configured source gives one."""
     section = f"[Repository {repo.name}]"

@@ -44,6 +44,10 @@ class AccountError(FastsyncError):
     """The account cannot be synced at all this run (login, TLS, config of that account)."""
 
 
+class AuthError(AccountError):
+    """The credentials were refused: by the server (login), or by the OAuth2 token endpoint."""
+
+
 class ExitCode(enum.IntEnum):
     OK = 0  # everything synced
     PARTIAL = 1  # run finished, but some messages or folders failed (see the log)

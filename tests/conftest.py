@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.oauthenv import oauth_dovecot, oauth_user, provider  # noqa: F401  (the OAuth2 fixtures)
 from tools.dovecot import Dovecot, User, ensure_dovecot
 
 _user_numbers = itertools.count(1)

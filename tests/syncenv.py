@@ -27,6 +27,7 @@ class SyncEnv:
     local_opts: dict[str, str] = field(default_factory=dict)
     account_opts: dict[str, str] = field(default_factory=dict)
     general_opts: dict[str, str] = field(default_factory=dict)
+    password: bool = True  # False: no password source in the config (OAuth2 logins)
 
     @property
     def maildir(self) -> Path:
@@ -56,7 +57,7 @@ class SyncEnv:
         passfile = self.tmp / "pass"
         passfile.write_text(self.user.password + "\n")
         passfile.chmod(0o600)
-        if "remotepass" not in remote and "remotepasseval" not in remote:
+        if self.password and "remotepass" not in remote and "remotepasseval" not in remote:
             remote.setdefault("remotepassfile", str(passfile))
 
         def section(name: str, opts: dict[str, str]) -> str:

@@ -9,6 +9,9 @@ Contract:
   tail of its log file.
 - ``Dovecot.stop()`` leaves no process behind (the master and every child it had), and runs
   at interpreter exit as well if the caller forgot.
+- With ``oauth2_introspection_url`` (tools.oauthserver's), XOAUTH2 and OAUTHBEARER are offered
+  too, and Dovecot's oauth2 passdb POSTs every token to that URL (``auth_failure_delay = 0``);
+  the passwd-file passdb still serves PLAIN and LOGIN.
 - Run as root (the machine and CI do): internal services use the package's ``dovecot`` and
   ``dovenull`` users. Dovecot refuses mail access as uid 0, so mail belongs to
   ``nobody:nogroup`` (``mail_owner``), and mail processes chroot into ``base_dir/mail``: that
@@ -127,6 +130,7 @@ class Dovecot:
         max_userip_connections: int = 100,
         ssl: bool = True,
         extra_config: str = "",
+        oauth2_introspection_url: str | None = None,
     ) -> None:
         if separator not in (".", "/"):
             raise ValueError(f"Dovecot separator must be '.' or '/', not {separator!r}")
@@ -135,6 +139,10 @@ class Dovecot:
         self.max_userip_connections = max_userip_connections
         self.ssl = ssl
         self.extra_config = extra_config  # appended verbatim to dovecot.conf (e.g. quota settings)
+        # With an introspection URL (tools.oauthserver), XOAUTH2 and OAUTHBEARER logins are
+        # checked by Dovecot's oauth2 passdb against it; passwords still work as before.
+        self.oauth2_introspection_url = oauth2_introspection_url
+        self.oauth2_conf_path = self.base_dir / "dovecot-oauth2.conf.ext"
         self.host = HOST
         self.port = 0
         self.tls_port: int | None = None
@@ -171,6 +179,8 @@ class Dovecot:
             self._make_certificates()
         self.port = free_port()
         self.tls_port = free_port() if self.ssl else None
+        if self.oauth2_introspection_url is not None:
+            self.oauth2_conf_path.write_text(self._oauth2_conf(), encoding="utf-8")
         self.conf_path.write_text(self._render_config(), encoding="utf-8")
         # The daemonised master inherits the launcher's stdout/stderr: a pipe would never
         # reach EOF while it runs, so its early output goes to a file instead.
@@ -407,12 +417,8 @@ class Dovecot:
             f"mail_chroot = {self.mail_dir}" if root else "",
             f"mail_location = maildir:~/Maildir{':LAYOUT=fs' if self.separator == '/' else ''}",
             "disable_plaintext_auth = no",
-            "auth_mechanisms = plain login",
             *self._ssl_config(),
-            "passdb {",
-            "  driver = passwd-file",
-            f"  args = scheme=PLAIN username_format=%u {self.users_dir}/%u",
-            "}",
+            *self._passdb_config(),
             "userdb {",
             "  driver = passwd-file",
             f"  args = username_format=%u {self.users_dir}/%u",
@@ -436,6 +442,34 @@ class Dovecot:
             self.extra_config,
         ]
         return "\n".join(line for line in lines if line) + "\n"
+
+    def _passdb_config(self) -> list[str]:
+        oauth = self.oauth2_introspection_url is not None
+        lines = [
+            "auth_mechanisms = plain login" + (" xoauth2 oauthbearer" if oauth else ""),
+            "passdb {",
+            "  driver = passwd-file",
+            "  mechanisms = plain login" if oauth else "",
+            f"  args = scheme=PLAIN username_format=%u {self.users_dir}/%u",
+            "}",
+        ]
+        if oauth:
+            # A refused token is answered at once: the tests of refused logins stay fast.
+            lines += ["auth_failure_delay = 0", "passdb {", "  driver = oauth2",
+                      "  mechanisms = xoauth2 oauthbearer", f"  args = {self.oauth2_conf_path}", "}"]
+        return lines
+
+    def _oauth2_conf(self) -> str:
+        """Dovecot's oauth2 passdb settings: every token is checked by a POST to the URL."""
+        return "\n".join([
+            "introspection_mode = post",
+            f"introspection_url = {self.oauth2_introspection_url}",
+            "force_introspection = yes",
+            "username_attribute = username",
+            "active_attribute = active",
+            "active_value = true",
+            "",
+        ])
 
     def _ssl_config(self) -> list[str]:
         if not self.ssl:

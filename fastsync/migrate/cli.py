@@ -18,8 +18,9 @@ import argparse
 import sys
 
 from fastsync.errors import ConfigError, ExitCode
+from fastsync.migrate.auth import add_arguments, side_auth, uses_oauth
 from fastsync.migrate.jobs import DEFAULT_METADATA, Job, run_jobs
-from fastsync.migrate.urls import parse_endpoint, read_password
+from fastsync.migrate.urls import parse_endpoint
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help=f"allow plaintext imap:// to {side} (trusted links only)",
         )
+        add_arguments(p, n, side)
     p.add_argument("--folder", action="append", default=[], help="copy only this source folder (repeatable)")
     p.add_argument("--include", action="append", default=[], metavar="REGEX", help="copy folders matching")
     p.add_argument("--exclude", action="append", default=[], metavar="REGEX", help="skip folders matching")
@@ -71,18 +73,16 @@ def main(argv: list[str]) -> int:
         if args.batch:
             from fastsync.migrate.batch import run_batch
 
+            if uses_oauth(args):
+                raise ConfigError("the OAuth2 options are for one account (expected them without --batch)")
             return int(run_batch(args))
         if not args.src or not args.dst:
             raise ConfigError("expected SRC and DST (or --batch FILE.csv)")
-        job = Job(
-            parse_endpoint(args.src, "SRC", plain=args.no_tls1),
-            parse_endpoint(args.dst, "DST", plain=args.no_tls2),
-            read_password("SRC", file=args.password1_file, command=args.passcmd1, env="FASTSYNC_PASSWORD1"),
-            read_password("DST", file=args.password2_file, command=args.passcmd2, env="FASTSYNC_PASSWORD2"),
-        )
+        src = parse_endpoint(args.src, "SRC", plain=args.no_tls1)
+        dst = parse_endpoint(args.dst, "DST", plain=args.no_tls2)
+        src_auth, dst_auth = side_auth(args, "1", "SRC"), side_auth(args, "2", "DST")
+        job = Job(src, dst, src_auth.password, dst_auth.password, src_auth=src_auth, dst_auth=dst_auth)
     except ConfigError as e:
         print(f"fastsync migrate: {e}", file=sys.stderr)
         return int(ExitCode.CONFIG)
     return run_jobs([job], args)[0]
-
-

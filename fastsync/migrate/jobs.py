@@ -14,6 +14,7 @@ import msgspec
 
 from fastsync.config import AccountConfig, Config, GeneralConfig, ImapRepo
 from fastsync.errors import ConfigError, ExitCode, FastsyncError
+from fastsync.migrate.auth import SideAuth
 from fastsync.migrate.map import Selection, parse_renames
 from fastsync.migrate.report import as_json, stats_block, write_json
 from fastsync.migrate.run import (
@@ -37,9 +38,19 @@ _NOTHING = "lambda folder: False"  # the workers' own discovery maps nothing: pa
 class Job:
     """One account to migrate: endpoints, passwords (never printed), results."""
 
-    def __init__(self, src: Endpoint, dst: Endpoint, src_pw: str, dst_pw: str) -> None:
+    def __init__(
+        self,
+        src: Endpoint,
+        dst: Endpoint,
+        src_pw: str,
+        dst_pw: str,
+        *,
+        src_auth: SideAuth | None = None,
+        dst_auth: SideAuth | None = None,
+    ) -> None:
         self.src, self.dst = src, dst
         self.src_pw, self.dst_pw = src_pw, dst_pw
+        self.src_auth, self.dst_auth = src_auth, dst_auth  # None: password, default mechanisms
         self.name = migration_id(src, dst)
         self.result = AccountResult(name=self.name, src=src.label(), dst=dst.label())
         self.pre: Preflight | None = None
@@ -64,9 +75,16 @@ def _repos(job: Job, args: argparse.Namespace) -> tuple[AccountConfig, ImapRepo]
     dst = repo_for(
         job.dst, f"dst-{job.name}", cafile=args.cafile2, readonly=False, sync_deletes=args.delete2, **common
     )
+    src, dst = _with_auth(src, job.src_auth), _with_auth(dst, job.dst_auth)
     dst = _with_filter(dst)
     account = AccountConfig(name=job.name, remote=_with_filter(src), local=dst, maxsize=args.maxsize)
     return account, dst
+
+
+def _with_auth(repo: ImapRepo, auth: SideAuth | None) -> ImapRepo:
+    if auth is None:
+        return repo
+    return msgspec.structs.replace(repo, oauth2=auth.oauth2, auth_mechanisms=auth.mechanisms)
 
 
 def _with_filter(repo: ImapRepo) -> ImapRepo:

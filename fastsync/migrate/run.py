@@ -2,7 +2,7 @@
 
 Before any worker starts, the main process logs in to each side once (so a failure is
 reported per side with its own exit code), lists folders and namespaces, maps them
-(migrate_map) and counts what each source folder holds. The copy itself is the ordinary
+(migrate.map) and counts what each source folder holds. The copy itself is the ordinary
 engine, one way (far = source, read-only; near = destination), run by the ordinary
 supervisor with the folder pairs computed here.
 """
@@ -20,7 +20,7 @@ import msgspec
 
 from fastsync import events as ev
 from fastsync.config import ImapRepo
-from fastsync.errors import AccountError, FastsyncError, FolderError, StoreError
+from fastsync.errors import AccountError, AuthError, FastsyncError, FolderError, StoreError
 from fastsync.events import AccountSummary
 from fastsync.folders import FolderPair
 from fastsync.migrate.map import FolderMap, Selection, Side, map_folders
@@ -37,6 +37,7 @@ EXIT_DST_AUTH = 11
 EXIT_SRC_CONNECT = 12
 EXIT_DST_CONNECT = 13
 EXIT_QUOTA = 14
+RECONNECT_PAUSE = 0.5  # seconds before the one retry of a login the server dropped
 
 
 class SideFailed(FastsyncError):
@@ -56,12 +57,20 @@ def open_side(repo: ImapRepo, password: str, which: str) -> ImapStore:
     except OSError as e:
         raise SideFailed(f"{where}: cannot connect: {e.strerror or e}", conn) from None
     store = ImapStore(repo, password, readonly=repo.readonly)
-    try:
-        store.connect()
-    except AccountError as e:
-        code = auth if "login refused" in str(e) else conn
-        raise SideFailed(f"{which}: {e}", code) from None
-    return store
+    for attempt in range(2):
+        try:
+            store.connect()
+            return store
+        except AuthError as e:  # the server or the OAuth2 token endpoint refused the credentials
+            raise SideFailed(f"{which}: {e}", auth) from None
+        except AccountError as e:  # TLS, unreachable, the token endpoint down
+            raise SideFailed(f"{which}: {e}", conn) from None
+        except StoreError as e:  # dropped during login (or the server is full): once more, then give up
+            if attempt:
+                raise SideFailed(f"{which}: {e}", conn) from None
+            log.info("%s: %s; connecting again", which, e)
+            time.sleep(RECONNECT_PAUSE)
+    raise AssertionError("unreachable")
 
 
 class Preflight(msgspec.Struct):

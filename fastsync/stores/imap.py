@@ -22,8 +22,9 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginEr
 from imapclient.imapclient import datetime_to_INTERNALDATE
 from imapclient.response_parser import parse_response
 
+from fastsync.auth_options import OAUTH_MECHANISMS
 from fastsync.config import ImapRepo
-from fastsync.errors import AccountError, ConnectionLimit, FolderError, MessageError, StoreError
+from fastsync.errors import AccountError, AuthError, ConnectionLimit, FolderError, MessageError, StoreError
 from fastsync.folders import imap_decode
 from fastsync.model import Fetched, Outgoing, content_key, flags_from_imap, flags_to_imap, keywords_of
 from fastsync.stores.base import (
@@ -35,7 +36,8 @@ from fastsync.stores.base import (
     parse_uid_set,
     uid_set_chunks,
 )
-from fastsync.stores.imap_conn import Client, login_pipelined, logout_nowait, quotable
+from fastsync.stores.imap_auth import Login
+from fastsync.stores.imap_conn import Client, logout_nowait
 from fastsync.stores.imap_fetch import FetchStream
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,14 @@ _LIMIT = re.compile(r"\[LIMIT\]|too many connections|maximum number of connectio
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) ([\d:,]+)\]", re.I)
 _LIST_STATUS = 'LIST "" "*" RETURN (STATUS ('
 _STATUS_ITEMS = "MESSAGES UIDNEXT UIDVALIDITY"
+# A server that ends a session because the OAuth2 token ran out (Microsoft 365:
+# "BYE Session invalidated - AccessTokenExpired")
+_TOKEN_EXPIRED = re.compile(r"AccessTokenExpired|token (?:has )?expired|expired token", re.I)
 _SPECIAL_USE = (b"\\All", b"\\Archive", b"\\Drafts", b"\\Flagged", b"\\Junk", b"\\Sent", b"\\Trash")
+
+
+class _Refused(AuthError):
+    """The server refused the login (not the token endpoint): a refreshed token may do."""
 
 
 def make_tls_context(cafile: str | None, pinned: bool) -> ssl.SSLContext:
@@ -62,7 +71,6 @@ class ImapStore(Store):
         self, settings: ImapRepo, password: str, *, readonly: bool = False, dry_run: bool = False
     ) -> None:
         self.s = settings
-        self._password = password
         self.readonly = readonly
         self.dry_run = dry_run
         self.client: Any = None
@@ -73,12 +81,23 @@ class ImapStore(Store):
         self._selected: str | None = None
         self._caps: frozenset[bytes] = frozenset()
         self.where = f"{settings.remoteuser}@{settings.remotehost}:{settings.port}"
+        self._login = Login(settings, password, self.where)
 
     # -- connection -------------------------------------------------------------------------
     def connect(self, *, prefetch_listing: bool = False) -> None:
         """Log in. With ``prefetch_listing`` the LIST-STATUS that list_folders() would send goes
-        out in the same write as LOGIN, so a discovery's listing costs no round trip of its own
-        (kept only for a list_folders() that comes before any other command)."""
+        out in the same write as the login, so a discovery's listing costs no round trip of its
+        own (kept only for a list_folders() that comes before any other command). A refused
+        OAuth2 token is refreshed once, on a new connection."""
+        try:
+            self._connect(prefetch_listing)
+        except _Refused:
+            if not self._login.may_retry():
+                raise
+            log.info("%s: OAuth2 login refused; refreshing the token and logging in again", self.where)
+            self._connect(prefetch_listing)
+
+    def _connect(self, prefetch_listing: bool) -> None:
         s = self.s
         ctx = make_tls_context(s.sslcacertfile, bool(s.cert_fingerprint)) if (s.ssl or s.starttls) else None
         try:
@@ -96,19 +115,26 @@ class ImapStore(Store):
                 self._starttls(ctx)
             if s.cert_fingerprint:
                 self._check_fingerprint()
-            listed = self._login(prefetch_listing)
+            listed = self._log_in(prefetch_listing)
         except LoginError as e:
             self.close()
             if isinstance(e.__context__, IMAPClientAbortError):  # imapclient wraps a dropped link too
                 raise StoreError(f"{self.where}: connection lost while logging in: {e}") from None
             if _LIMIT.search(str(e)):
                 raise ConnectionLimit(f"{self.where}: the server refuses more connections: {e}") from None
-            raise AccountError(f"{self.where}: login refused (wrong user or password?)") from None
+            if _TOKEN_EXPIRED.search(str(e)):
+                self._login.server_expired()
+            raise _Refused(f"{self.where}: login refused ({self._refused_hint()})") from None
+        except AccountError:  # STARTTLS, fingerprint, no mechanism, the OAuth2 token endpoint
+            self.close()
+            raise
         except ssl.SSLCertVerificationError as e:
             self.close()
             raise AccountError(f"{self.where}: TLS certificate refused: {e.verify_message}") from None
         except (IMAPClientAbortError, OSError) as e:  # dropped mid-login: transient, retry
             self.close()
+            if _TOKEN_EXPIRED.search(str(e)):
+                self._login.server_expired()
             raise StoreError(f"{self.where}: connection lost while logging in: {e}") from None
         except IMAPClientError as e:
             self.close()
@@ -126,20 +152,23 @@ class ImapStore(Store):
             untagged = client._imap.untagged_responses
             self._prefetched = (untagged.pop("LIST", []), untagged.pop("STATUS", []))
 
-    def _login(self, prefetch_listing: bool) -> bool:
-        """LOGIN; True when a LIST-STATUS went with it and was answered (see connect())."""
-        user, password = self.s.remoteuser, self._password
-        if not (prefetch_listing and quotable(user) and quotable(password)):
-            self.client.login(user, password)
-            return False
+    def _log_in(self, prefetch_listing: bool) -> bool:
+        """The login; True when a LIST-STATUS went with it and was answered (see connect())."""
+        if not prefetch_listing:
+            return self._login.log_in(self.client, None)
         # Before login the server's capabilities do not tell whether it knows LIST-STATUS
         # (Dovecot lists it only after): one without it answers BAD, and list_folders()
         # then takes the ordinary way.
         imap = self.client._imap
         imap.untagged_responses.pop("LIST", None)
         imap.untagged_responses.pop("STATUS", None)
-        command = f"{_LIST_STATUS}{_STATUS_ITEMS} HIGHESTMODSEQ))"
-        return login_pipelined(self.client, user, password, command)
+        return self._login.log_in(self.client, f"{_LIST_STATUS}{_STATUS_ITEMS} HIGHESTMODSEQ))")
+
+    def _refused_hint(self) -> str:
+        mech = self._login.mechanism
+        if mech in OAUTH_MECHANISMS:
+            return f"{mech}: the OAuth2 access token was not accepted"
+        return "wrong user or password?"
 
     def _starttls(self, ctx: ssl.SSLContext | None) -> None:
         client = self.client
@@ -202,6 +231,8 @@ class ImapStore(Store):
         try:
             yield
         except (IMAPClientAbortError, OSError) as e:  # includes socket timeouts
+            if _TOKEN_EXPIRED.search(str(e)):  # the next login takes a fresh token
+                self._login.server_expired()
             raise StoreError(f"{self.where}: connection lost during {what}: {e}") from None
         except IMAPClientError as e:
             name = folder if folder is not None else self._selected

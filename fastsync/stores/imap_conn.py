@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import imaplib
 import re
@@ -119,26 +120,66 @@ def login_pipelined(client: Any, user: str, password: str, command: str) -> bool
     the server refused it (NO, or BAD from one that does not know the command). Both
     ``user`` and ``password`` must be quotable().
     """
+    line = b"LOGIN " + _quoted(user) + b" " + _quoted(password)
+    return bool(send_login(client, "LOGIN", line, command))
+
+
+def authenticate_ir(client: Any, mechanism: str, response: bytes, command: str | None) -> bool | None:
+    """``AUTHENTICATE mechanism <response>`` with the response inline (RFC 4959 SASL-IR), and
+    ``command`` after it in the same write when given; as login_pipelined() otherwise.
+
+    A server that refuses the response asks for more (XOAUTH2 and OAUTHBEARER send their
+    error as a challenge) and takes the next line as the answer, so on failure ``command`` is
+    eaten as a bad SASL response: the login fails either way, and the caller drops the
+    connection. Returns None without ``command``."""
+    line = b"AUTHENTICATE " + mechanism.encode("ascii") + b" " + base64.b64encode(response)
+    return send_login(client, f"AUTHENTICATE {mechanism}", line, command)
+
+
+def _cancel_challenges(imap: Any, tag: bytes) -> None:
+    """Read until ``tag`` is answered; a challenge (``+``: the server refused the initial
+    response and says why) is answered with ``*``, which cancels the exchange (RFC 3501
+    6.2.2), so the server ends it with a tagged NO or BAD instead of waiting."""
+    while imap.tagged_commands.get(tag) is None:
+        if imap._get_response() is None:
+            if imap.debug >= 4:
+                imap._mesg("> * (cancel the authentication)")
+            imap.send(b"*\r\n")
+
+
+def send_login(client: Any, trace: str, line: bytes, command: str | None) -> bool | None:
+    """Send a login ``line`` (LOGIN or AUTHENTICATE, credentials inside: the protocol trace
+    shows only ``trace``) and ``command`` in one write; read the login's answer, then the
+    command's. LoginError when the login is refused; see login_pipelined()."""
     imap = client._imap
-    login_tag, next_tag = imap._new_tag(), imap._new_tag()
+    login_tag = imap._new_tag()
+    next_tag = imap._new_tag() if command is not None else None
     for tag in (login_tag, next_tag):
-        imap.tagged_commands[tag] = None  # imaplib rejects answers to tags it does not know
+        if tag is not None:
+            imap.tagged_commands[tag] = None  # imaplib rejects answers to tags it does not know
     for name in ("OK", "NO", "BAD"):  # as imaplib's _command: only this command's codes count
         imap.untagged_responses.pop(name, None)
-    line = next_tag + b" " + command.encode("ascii")
-    if imap.debug >= 4:  # the protocol trace; the adapter imapclient installs redacts LOGIN
-        imap._mesg(f"> {login_tag!r} LOGIN")
-        imap._mesg(f"> {line!r}")
-    imap.send(login_tag + b" LOGIN " + _quoted(user) + b" " + _quoted(password) + b"\r\n" + line + b"\r\n")
+    data = login_tag + b" " + line + b"\r\n"
+    if imap.debug >= 4:  # the protocol trace, without the credentials
+        imap._mesg(f"> {login_tag!r} {trace} **REDACTED**")
+    if command is not None and next_tag is not None:
+        data += next_tag + b" " + command.encode("ascii") + b"\r\n"
+        if imap.debug >= 4:
+            imap._mesg(f"> {next_tag!r} {command}")
+    imap.send(data)
     try:
-        typ, data = imap._command_complete("LOGIN", login_tag)
+        if command is None:
+            _cancel_challenges(imap, login_tag)
+        typ, answer = imap._command_complete(trace.split(" ", 1)[0], login_tag)
     except imaplib.IMAP4.abort:
         raise
     except imaplib.IMAP4.error as e:  # BAD
         raise LoginError(f"login failed: {e}") from None
     if typ != "OK":
-        raise LoginError(f"login failed: {data[-1].decode('utf-8', 'replace')}")
+        raise LoginError(f"login failed: {answer[-1].decode('utf-8', 'replace')}")
     imap.state = "AUTH"
+    if command is None or next_tag is None:
+        return None
     try:
         typ, _ = imap._command_complete(command.split(" ", 1)[0], next_tag)
     except imaplib.IMAP4.abort:

@@ -204,7 +204,7 @@ class Supervisor:
 
     def _on_reload(self) -> None:
         from fastsync.config import load_config
-        from fastsync.credentials import get_password
+        from fastsync.credentials import get_password, password_needed
 
         try:
             config = load_config(self.config.path)
@@ -213,7 +213,8 @@ class Supervisor:
                 acct = config.accounts.get(name)
                 for repo in (acct.remote, acct.local) if acct else ():
                     if isinstance(repo, ImapRepo) and repo.name not in self.passwords:
-                        self.passwords[repo.name] = get_password(repo, pyglobals, None)
+                        needed = password_needed(repo)
+                        self.passwords[repo.name] = get_password(repo, pyglobals, None) if needed else None
         except ConfigError as e:
             self._notice("error", f"configuration not re-read: {e}")
             return

@@ -201,8 +201,8 @@ class Worker:
         # that view up to date first (and finds a connection the server dropped meanwhile).
         self.keepalive()
         for attempt in range(2):
-            far, near = self.stores(listing=True)
             try:
+                far, near = self.stores(listing=True)  # a login the server drops is retried too
                 return discover(
                     far,
                     near,
