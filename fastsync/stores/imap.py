@@ -25,7 +25,15 @@ from imapclient.response_parser import parse_response
 from fastsync.config import ImapRepo
 from fastsync.errors import AccountError, ConnectionLimit, FolderError, MessageError, StoreError
 from fastsync.folders import imap_decode
-from fastsync.model import Fetched, Outgoing, content_key, flags_from_imap, flags_to_imap, keywords_of
+from fastsync.model import (
+    Fetched,
+    Outgoing,
+    content_key,
+    flags_from_imap,
+    flags_to_imap,
+    keywords_of,
+    loose_key,
+)
 from fastsync.stores.base import (
     Changes,
     FolderEntry,
@@ -478,15 +486,24 @@ class ImapStore(Store):
                 else:
                     self.client.expunge()
 
+    checks_stored = True
+
     def identities(self, uids: list[int]) -> dict[int, bytes]:
-        out: dict[int, bytes] = {}
+        return self.identity_keys(uids)[0]
+
+    def identity_keys(self, uids: list[int]) -> tuple[dict[int, bytes], dict[int, bytes]]:
+        keys: dict[int, bytes] = {}
+        loose: dict[int, bytes] = {}
         stream = FetchStream(self.client._imap)
         for chunk in uid_set_chunks(uids):
             with self._errors("UID FETCH (BODY.PEEK[HEADER])"):
-                for it in stream.read(stream.send(chunk, "UID RFC822.SIZE BODY.PEEK[HEADER]")):
+                for it in stream.read(stream.send(chunk, "UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER]")):
                     if it.header is not None and it.size is not None:
-                        out[it.uid] = content_key(it.header, it.size)
-        return out
+                        keys[it.uid] = content_key(it.header, it.size)
+                        second = loose_key(it.header, it.internaldate or 0.0, it.size)
+                        if second is not None:
+                            loose[it.uid] = second
+        return keys, loose
 
 
 def _date(ts: float) -> datetime | None:
