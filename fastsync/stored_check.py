@@ -15,13 +15,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from fastsync.model import Outgoing, content_key, header_section, message_id
-from fastsync.stores.base import Store
 
 log = logging.getLogger(__name__)
 
 _HASH = 12  # content_key = 12 bytes of header hash + 8 bytes of size
+
+
+class Kept(Protocol):
+    """What this module needs of a store (stores.base.Store has both)."""
+
+    @property
+    def checks_stored(self) -> bool: ...
+
+    def identities(self, uids: list[int]) -> dict[int, bytes]: ...
 
 
 @dataclass(frozen=True)
@@ -34,7 +43,7 @@ class Altered:
     what: str  # e.g. "size 812 -> 790 bytes" or "header bytes differ (same size, 812 bytes)"
 
 
-def altered_messages(dst: Store, stored: Sequence[tuple[Outgoing, int]]) -> list[Altered]:
+def altered_messages(dst: Kept, stored: Sequence[tuple[Outgoing, int]]) -> list[Altered]:
     """The messages of ``stored`` (message sent, UID it got) whose stored copy differs.
 
     A message no longer there (expunged meanwhile) is not reported. Raises what
