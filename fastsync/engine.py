@@ -122,6 +122,7 @@ def _pull_all(fst: FolderStatus, nst: FolderStatus, opts: EngineOptions) -> bool
     return (
         nst.messages == 0
         and fst.messages > 0
+        and fst.uidnext > fst.messages  # a server that did not tell UIDNEXT gets a listing
         and fst.uidnext - 1 <= 2 * fst.messages + 1000
         and opts.plan.write_near
         and not opts.dry_run

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.serverfixtures import cyrus, cyrus_user  # noqa: F401  (fixtures for every module)
+from tests.serverfixtures import courier, courier_user, cyrus, cyrus_user  # noqa: F401  (fixtures)
 from tools.dovecot import Dovecot, User, ensure_dovecot
 
 _user_numbers = itertools.count(1)

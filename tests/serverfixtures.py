@@ -11,7 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tools.cyrus import Cyrus, CyrusUser, ensure_cyrus, make_base_dir
+from tools.courier import Courier, CourierUser, ensure_courier
+from tools.cyrus import Cyrus, CyrusUser, ensure_cyrus
+from tools.mailserver import make_base_dir
 
 _numbers = itertools.count(1)
 
@@ -19,7 +21,7 @@ _numbers = itertools.count(1)
 @pytest.fixture(scope="session")
 def cyrus() -> Iterator[Cyrus]:
     """A running private Cyrus (INBOX.x folders, separator ".") shared by the session."""
-    base = make_base_dir()
+    base = make_base_dir("fastsync-cyrus-")
     server = Cyrus(base)
     try:
         ensure_cyrus()
@@ -35,3 +37,24 @@ def cyrus() -> Iterator[Cyrus]:
 def cyrus_user(cyrus: Cyrus) -> CyrusUser:
     """A new Cyrus user with an empty INBOX."""
     return cyrus.add_user(f"cy{next(_numbers)}{secrets.token_hex(3)}", secrets.token_urlsafe(12))
+
+
+@pytest.fixture(scope="session")
+def courier() -> Iterator[Courier]:
+    """A running private Courier-IMAP (INBOX.x folders, separator ".") shared by the session."""
+    base = make_base_dir("fastsync-courier-")
+    server = Courier(base)
+    try:
+        ensure_courier()
+        server.start()
+    except RuntimeError as exc:
+        pytest.fail(f"private Courier unavailable: {exc}", pytrace=False)
+    yield server
+    server.stop()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def courier_user(courier: Courier) -> CourierUser:
+    """A new Courier user with an empty Maildir."""
+    return courier.add_user(f"co{next(_numbers)}{secrets.token_hex(3)}", secrets.token_urlsafe(12))

@@ -14,7 +14,8 @@ Contract:
 - ``start()`` returns when the IMAP port greets with ``* OK``, or raises ``RuntimeError`` with
   the master's output and the log tail. ``stop()`` leaves no process behind.
 - Cyrus refuses to run as root: as root the master switches to ``nobody:nogroup``, so
-  ``base_dir`` and each of its parents must be enterable by that user (``make_base_dir``).
+  ``base_dir`` and each of its parents must be enterable by that user (tools.mailserver's
+  ``make_base_dir`` makes such a directory).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import pwd
 import secrets
 import shutil
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,13 +65,6 @@ def ensure_cyrus() -> None:
             raise RuntimeError(f"{CYRUS_BIN / binary} is missing: run tools/setup.sh (unpacks cyrus-imapd)")
     if shutil.which("saslpasswd2") is None or shutil.which("unshare") is None:
         raise RuntimeError("saslpasswd2 or unshare is missing: run tools/setup.sh (installs sasl2-bin)")
-
-
-def make_base_dir(prefix: str = "fastsync-cyrus-") -> Path:
-    """A fresh directory under the system temp dir that the mail user can enter."""
-    base = Path(tempfile.mkdtemp(prefix=prefix))
-    base.chmod(0o711)
-    return base
 
 
 @dataclass(frozen=True)

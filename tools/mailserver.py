@@ -23,6 +23,7 @@ import shlex
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -98,6 +99,14 @@ class SyslogSink:
         self._sock.close()
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
+
+
+def make_base_dir(prefix: str) -> Path:
+    """A fresh directory under the system temp dir that daemons running as ``nobody`` can enter
+    (pytest's own temporary directories are 0700 root)."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    base.chmod(0o711)
+    return base
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:

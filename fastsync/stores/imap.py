@@ -43,7 +43,13 @@ from fastsync.stores.base import (
     parse_uid_set,
     uid_set_chunks,
 )
-from fastsync.stores.imap_conn import Client, login_pipelined, logout_nowait, quotable
+from fastsync.stores.imap_conn import (
+    Client,
+    keeps_pipelined_login,
+    login_pipelined,
+    logout_nowait,
+    quotable,
+)
 from fastsync.stores.imap_fetch import FetchStream
 
 log = logging.getLogger(__name__)
@@ -137,7 +143,8 @@ class ImapStore(Store):
     def _login(self, prefetch_listing: bool) -> bool:
         """LOGIN; True when a LIST-STATUS went with it and was answered (see connect())."""
         user, password = self.s.remoteuser, self._password
-        if not (prefetch_listing and quotable(user) and quotable(password)):
+        pipelines = keeps_pipelined_login(getattr(self.client, "welcome", None))
+        if not (prefetch_listing and pipelines and quotable(user) and quotable(password)):
             self.client.login(user, password)
             return False
         # Before login the server's capabilities do not tell whether it knows LIST-STATUS
@@ -334,9 +341,15 @@ class ImapStore(Store):
             st = self.client.select_folder(name, readonly=self.readonly or self.dry_run)
         self._selected = name
         self._exists = int(st.get(b"EXISTS", 0))
+        uidnext = int(st.get(b"UIDNEXT", 0))
+        if not uidnext:
+            # RFC 3501 requires UIDNEXT in SELECT's answer; Courier-IMAP 5 leaves it out, and
+            # first syncs fetch the range below it: ask for it
+            with self._errors("STATUS (UIDNEXT)", folder=name):
+                uidnext = int(self.client.folder_status(name, [b"UIDNEXT"]).get(b"UIDNEXT", 0))
         return FolderStatus(
             validity=int(st.get(b"UIDVALIDITY", 0)),
-            uidnext=int(st.get(b"UIDNEXT", 0)),
+            uidnext=uidnext,
             messages=self._exists,
             highestmodseq=int(st.get(b"HIGHESTMODSEQ", 0)),
         )
