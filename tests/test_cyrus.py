@@ -5,6 +5,7 @@ existing ones, and Cyrus's in-place rewriting of 8-bit header bytes (issue 11)."
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,23 @@ def test_a_message_cyrus_keeps_unchanged_is_not_reported(
     proc = Mig(src, cyrus_user, tmp_path).run("--verify=body")
     assert "altered" not in proc.stderr + proc.stdout
     assert "verify: clean (by message bytes)" in proc.stdout
+
+
+def test_two_way_sync_reports_what_cyrus_altered_and_lost_state_pairs_it_instead_of_copying(
+    cyrus: Cyrus, cyrus_user: CyrusUser, tmp_path: Path
+) -> None:
+    env = SyncEnv(cyrus, cyrus_user, tmp_path)
+    append(cyrus_user, "INBOX", message(1, tag="far"))
+    env.write_config()
+    env.run()
+    new = env.maildir / "INBOX" / "new"
+    for i in range(3):
+        (new / f"170000000{i}.local.host").write_bytes(eight_bit(i).replace(b"\r\n", b"\n"))
+    proc = env.run()
+    assert "copied 0 far->near and 3 near->far" in proc.stdout
+    altered = [ln for ln in proc.stdout.splitlines() + proc.stderr.splitlines() if "altered by" in ln]
+    assert len(altered) == 3 and all("header bytes differ" in ln for ln in altered), proc.stdout + proc.stderr
+    shutil.rmtree(env.metadata)  # state lost: the rewritten copies must pair by the second key
+    again = env.run()
+    assert "copied 0 far->near and 0 near->far" in again.stdout, again.stdout
+    assert len(env.server_folder("INBOX")) == 4 and len(env.local_folder("INBOX")) == 4
