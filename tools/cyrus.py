@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import grp
 import logging
 import os
 import pwd
@@ -239,9 +240,8 @@ class Cyrus:
 
     def _imapd_conf(self) -> str:
         conf = self.base_dir / "conf"
-        user, group = (pwd.getpwuid(self._owner[0]).pw_name, None)
-        if os.geteuid() == 0:
-            group = "nogroup"
+        user = pwd.getpwuid(self._owner[0]).pw_name
+        group = grp.getgrgid(self._owner[1]).gr_name
         lines = {
             "configdirectory": conf,
             "partition-default": self.base_dir / "spool",
