@@ -217,8 +217,10 @@ class ImapStore(Store):
         try:
             yield
         except (IMAPClientAbortError, OSError) as e:  # includes socket timeouts
+            _stop_at_daily_limit(self.where, what, e)
             raise StoreError(f"{self.where}: connection lost during {what}: {e}") from None
         except IMAPClientError as e:
+            _stop_at_daily_limit(self.where, what, e)
             name = folder if folder is not None else self._selected
             raise FolderError(f"{self.where}: {name!r}: {what} failed: {e}") from None
 
@@ -517,6 +519,21 @@ class ImapStore(Store):
                         if second is not None:
                             loose[it.uid] = second
         return keys, loose
+
+
+# What a server says when the account has used up its allowance for the day: Gmail answers
+# "[ALERT] Account exceeded command or bandwidth limits" (2,500 MB a day down, 500 MB up) with
+# NO or BYE. Retrying, or moving on to the next folder, only meets the same answer.
+_DAILY_LIMIT = re.compile(rb"exceeded command or bandwidth limits|bandwidth limit exceeded", re.I)
+
+
+def _stop_at_daily_limit(where: str, what: str, e: BaseException) -> None:
+    """Raise AccountError when ``e`` is the server's daily-limit answer."""
+    if _DAILY_LIMIT.search(str(e).encode("utf-8", "replace")):
+        raise AccountError(
+            f"{where}: the server's daily limit is reached during {what} ({e}); this account stops "
+            "here, what was copied is recorded, and the next run (tomorrow) resumes from there"
+        ) from None
 
 
 def _date(ts: float) -> datetime | None:
