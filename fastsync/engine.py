@@ -10,7 +10,6 @@ next run and are paired by content (plan.py), not copied again.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,9 +21,10 @@ from fastsync import events as ev
 from fastsync.errors import DeletionGuard, FolderError, MessageError
 from fastsync.events import FolderStats
 from fastsync.folders import FolderPair
-from fastsync.model import Fetched, Outgoing, Side, flags_repr, header_section
+from fastsync.model import Fetched, Outgoing, Side, flags_repr, header_section, message_id
 from fastsync.plan import Plan, PlanOptions, new_messages, plan
 from fastsync.state import FlagsSet, FolderState, Header, Paired, Retry, StateFile, Unpaired, apply_record
+from fastsync.stored_check import altered_messages
 from fastsync.stores.base import FolderStatus, Listing, Store, uid_set
 
 log = logging.getLogger(__name__)
@@ -111,13 +111,13 @@ def sync_folder(
             near, Side.NEAR, state, (state.near_modseq if state else 0, nst.highestmodseq), opts, sizes=sizes
         )
     new_far, new_near = new_messages(state, lf.flags, ln.flags)
-    far_keys = near_keys = None
+    far_keys = near_keys = far_loose = near_loose = None
     if new_far and new_near:
         # Not pair.*_exists: a retried job (worker died, reconnect) carries the pair as
         # discovered, but the folder it created may already hold unrecorded copies.
-        far_keys = far.identities(new_far)
-        near_keys = near.identities(new_near)
-    p = plan(state, lf.flags, ln.flags, opts.plan, far_keys, near_keys)
+        far_keys, far_loose = far.identity_keys(new_far)
+        near_keys, near_loose = near.identity_keys(new_near)
+    p = plan(state, lf.flags, ln.flags, opts.plan, far_keys, near_keys, far_loose, near_loose)
     if p.guard:
         raise DeletionGuard(f"{pair.far!r} <-> {pair.near!r}: {p.guard}")
     _drop_unselected(p, far, lf, ln, opts)
@@ -140,6 +140,7 @@ def _pull_all(fst: FolderStatus, nst: FolderStatus, opts: EngineOptions) -> bool
     return (
         nst.messages == 0
         and fst.messages > 0
+        and fst.uidnext > fst.messages  # a server that did not tell UIDNEXT gets a listing
         and fst.uidnext - 1 <= 2 * fst.messages + 1000
         and opts.plan.write_near
         and not opts.dry_run
@@ -422,6 +423,7 @@ def _commit_chunk(run: _Run, dst: Store, chunk: list[Fetched], to: Side, progres
     pairs: list[tuple[int, int, int]] = []
     retry: list[int] = []
     unknown: list[int] = []
+    stored: list[tuple[Outgoing, int]] = []
     nbytes = 0
     for m, nu in zip(chunk, new_uids, strict=True):
         if nu is None:
@@ -430,9 +432,11 @@ def _commit_chunk(run: _Run, dst: Store, chunk: list[Fetched], to: Side, progres
             retry.append(m.uid)
         else:
             pairs.append((m.uid, nu, m.flags) if to is Side.NEAR else (nu, m.uid, m.flags))
+            stored.append((Outgoing(m.uid, m.flags, m.internaldate, m.data), nu))
             run.note_new_uid(to, nu)
             nbytes += len(m.data)
     dst.flush()
+    _report_altered(run, dst, stored)
     if pairs:
         run.record(Paired(pairs=pairs))
     if retry or unknown:
@@ -446,6 +450,17 @@ def _commit_chunk(run: _Run, dst: Store, chunk: list[Fetched], to: Side, progres
     progress.advance(len(chunk), nbytes)
     if run.fatal:
         raise FolderError(run.fatal)
+
+
+def _report_altered(run: _Run, dst: Store, stored: list[tuple[Outgoing, int]]) -> None:
+    """One warning per message the destination kept differently from what was sent."""
+    for a in altered_messages(dst, stored):
+        run.stats.altered += 1
+        run.info(
+            "warning",
+            f"{run.pair.far!r} -> {run.pair.near!r}: message UID {a.src_uid} (stored as UID {a.dst_uid}) "
+            f"Message-ID {a.message_id}: altered by the destination server: {a.what}",
+        )
 
 
 def _src_side(to: Side) -> Literal["far", "near"]:
@@ -478,15 +493,10 @@ def _store_batch(run: _Run, dst: Store, fetched: list[Fetched]) -> list[int | No
         return result
 
 
-_MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.I | re.M)
-
-
 def _message_id(data: bytes) -> str:
     """The Message-ID of a message for error reports ("none" when it has none)."""
-    m = _MESSAGE_ID.search(header_section(data))
-    if not m:
-        return "none"
-    return " ".join(m.group(1).decode("ascii", "replace").split())[:200] or "none"
+    mid = message_id(header_section(data))
+    return mid.decode("ascii", "replace")[:200] if mid else "none"
 
 
 def _finish(p: Plan, fst: FolderStatus, nst: FolderStatus, run: _Run, *, seen_if_settled: int = 0) -> None:

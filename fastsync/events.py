@@ -31,13 +31,15 @@ class FolderStats(msgspec.Struct, array_like=True):
     del_near: int = 0
     errors: int = 0
     bytes: int = 0
+    altered: int = 0  # stored, but the destination server kept something else (stored_check)
 
     def add(self, other: FolderStats) -> None:
         for f in self.__struct_fields__:
             setattr(self, f, getattr(self, f) + getattr(other, f))
 
     def changed(self) -> bool:
-        return any(getattr(self, f) for f in self.__struct_fields__ if f not in ("errors", "bytes"))
+        quiet = ("errors", "bytes", "altered")
+        return any(getattr(self, f) for f in self.__struct_fields__ if f not in quiet)
 
 
 class _Tagged(msgspec.Struct, array_like=True, tag=True):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import re
 from collections.abc import Iterable
 
 import msgspec
@@ -109,6 +110,32 @@ def content_key(header: bytes, size: int) -> bytes:
     """
     norm = header.replace(b"\r\n", b"\n").rstrip(b"\n")
     return hashlib.sha1(norm).digest()[:12] + size.to_bytes(8, "big")
+
+
+_MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.I | re.M)
+
+
+def message_id(header: bytes) -> bytes | None:
+    """The Message-ID of a header block, whitespace-normalised; None when it has none."""
+    m = _MESSAGE_ID.search(header)
+    if not m:
+        return None
+    value = b" ".join(m.group(1).split())
+    return value or None
+
+
+def loose_key(header: bytes, internaldate: float, size: int) -> bytes | None:
+    """A second identity that survives a server rewriting header bytes in place.
+
+    Cyrus, for one, replaces 8-bit bytes in headers with ``X``: the size stays, the header
+    hash (content_key) does not. Message-ID + INTERNALDATE (whole seconds) + size still
+    match. None for a message without a Message-ID or a date, which then has no second key.
+    """
+    mid = message_id(header)
+    if mid is None or internaldate <= 0:
+        return None
+    stamp = int(internaldate).to_bytes(8, "big", signed=True)
+    return b"L" + hashlib.sha1(mid).digest()[:11] + stamp + size.to_bytes(8, "big")
 
 
 def crlf_size(data: bytes) -> int:

@@ -162,12 +162,16 @@ def plan(
     opts: PlanOptions,
     far_keys: Mapping[int, bytes] | None = None,
     near_keys: Mapping[int, bytes] | None = None,
+    far_loose: Mapping[int, bytes] | None = None,
+    near_loose: Mapping[int, bytes] | None = None,
 ) -> Plan:
     """Plan one folder pair.
 
     ``far``/``near`` map every UID now in the folder to its flags. ``far_keys``/``near_keys``
     give content keys for new messages; when both sides have new messages, the caller should
     pass keys for them so that the same message is paired instead of copied both ways.
+    ``far_loose``/``near_loose`` are second keys (model.loose_key), tried on what the content
+    keys left unpaired: a message a server rewrote in place is paired, not copied again.
     ``state`` None means no usable state: nothing is deleted.
     """
     out = Plan()
@@ -177,6 +181,10 @@ def plan(
     new_far, new_near = new_messages(state, far, near)
     if new_far and new_near and far_keys and near_keys:
         new_far, new_near = _pair_by_content(new_far, new_near, far, near, far_keys, near_keys, flagger, out)
+    if new_far and new_near and far_loose and near_loose:
+        new_far, new_near = _pair_by_content(
+            new_far, new_near, far, near, far_loose, near_loose, flagger, out
+        )
     if opts.write_near:
         out.copy_to_near = new_far
     if opts.write_far:

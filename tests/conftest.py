@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.oauthenv import oauth_dovecot, oauth_user, provider  # noqa: F401  (the OAuth2 fixtures)
+from tests.serverfixtures import courier, courier_user, cyrus, cyrus_user  # noqa: F401  (fixtures)
 from tools.dovecot import Dovecot, User, ensure_dovecot
 
 _user_numbers = itertools.count(1)

@@ -1,5 +1,5 @@
-"""A fastsync setup for integration tests: a config file for one Dovecot user, a local Maildir,
-and helpers that run the real command (real processes) and look at both sides."""
+"""A fastsync setup for integration tests: a config file for one server user (Dovecot, Cyrus or
+Courier), a local Maildir, and helpers that run the real command (real processes) and look at both sides."""
 
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ from pathlib import Path
 import imapclient
 
 from fastsync.model import flags_from_imap, flags_from_maildir
-from tools.dovecot import Dovecot, User
+from tools.mailserver import MailServer, MailUser
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
 class SyncEnv:
-    dovecot: Dovecot
-    user: User
+    dovecot: MailServer  # any private server; named for the one most tests use
+    user: MailUser
     tmp: Path
     remote_opts: dict[str, str] = field(default_factory=dict)
     local_opts: dict[str, str] = field(default_factory=dict)

@@ -221,13 +221,13 @@ class Dovecot:
             return
         with contextlib.suppress(psutil.NoSuchProcess):
             master.send_signal(signal.SIGTERM)
-        alive = _wait_gone(family, STOP_TIMEOUT)
+        alive = wait_gone(family, STOP_TIMEOUT)
         for proc in alive:
             # Only the processes recorded as this master's family are killed, by pid.
             log.warning("Dovecot process %d did not exit on SIGTERM; killing it", proc.pid)
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
-        still = _wait_gone(alive, STOP_TIMEOUT)
+        still = wait_gone(alive, STOP_TIMEOUT)
         if still:
             pids = ", ".join(str(p.pid) for p in still)
             raise RuntimeError(f"Dovecot at {self.base_dir} left processes {pids} alive after SIGKILL")
@@ -514,7 +514,7 @@ def _openssl(*args: str) -> None:
 
 
 
-def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+def wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
     """Wait until every process has exited; return those still running after ``timeout``.
 
     A zombie counts as gone: it runs nothing, and only its parent (not us) can reap it.

@@ -15,6 +15,14 @@ command -v Xvfb >/dev/null || pkgs+=(xvfb)
 command -v xdotool >/dev/null || pkgs+=(xdotool)
 command -v xwd >/dev/null || pkgs+=(x11-apps)
 dpkg -s python3-tk >/dev/null 2>&1 || pkgs+=(python3-tk)
+# Cyrus and Courier for the multi-server tests. Their servers conflict with dovecot-imapd (all
+# provide imap-server), so those packages are unpacked into .servers/ below and run from there;
+# what they link against, and the SASL and Courier auth tools, is installed normally.
+for p in libxapian30 libpcre3 libical3 libclamav12 libicu72 libjansson4 libzephyr4 libpq5 libwrap0 \
+         libsasl2-modules libsasl2-modules-db sasl2-bin libcourier-unicode4 libgamin0 libgdbm6 libidn12 \
+         libltdl7 courier-authlib courier-authlib-userdb courier-authdaemon util-linux; do
+  dpkg -s "$p" >/dev/null 2>&1 || pkgs+=("$p")
+done
 if [ "${1:-}" = "--bench" ]; then
   command -v mbsync >/dev/null || pkgs+=(isync)
   command -v offlineimap >/dev/null || pkgs+=(offlineimap3)
@@ -28,6 +36,21 @@ if [ ${#pkgs[@]} -gt 0 ]; then
   "${sudo[@]}" apt-get update -qq
   "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 fi
+
+# unpack DIR PACKAGE...: the packages' files under .servers/DIR, once (a stamp records it).
+unpack() {
+  local dir=.servers/$1; shift
+  [ -f "$dir/.unpacked" ] && return 0
+  local tmp; tmp=$(mktemp -d)
+  echo "setup: unpacking $* into $dir"
+  (cd "$tmp" && { apt-get download -qq "$@" 2>/dev/null || { apt-get update -qq && apt-get download -qq "$@"; }; })
+  mkdir -p "$dir"
+  for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$dir"; done
+  rm -rf "$tmp"
+  touch "$dir/.unpacked"
+}
+unpack cyrus cyrus-common cyrus-imapd
+unpack courier courier-base courier-imap
 
 py=${PYTHON:-python3}
 "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "setup: Python >= 3.11 needed" >&2; exit 1; }

@@ -4,12 +4,14 @@ IMAP server to another.
 Without a config file. The copy is the ordinary sync engine run one way (far = SRC, opened
 read-only; near = DST) with its state under ``--metadata`` (default ~/.fastsync/migrate), so a
 re-run copies nothing twice; with no state, messages already on DST are recognised by content
-(the engine's content key: header block + size) and not copied again.
+(header block + size; then Message-ID + INTERNALDATE + size, which survives a server rewriting
+header bytes in place) and not copied again.
 
-Exit codes: 0 everything copied; 1 partial (some messages or folders failed, verify found a
-difference, or --errorsmax stopped the run); 2 usage or configuration error; 3 an account
-failed during the run; 4 another run holds this migration's lock; 10/11 login refused on
-SRC/DST; 12/13 cannot connect to SRC/DST (network or TLS); 14 DST over quota; 130 interrupted.
+Exit codes: 0 everything copied; 1 partial (some messages or folders failed, the destination
+altered a copied message, verify found a difference, or --errorsmax stopped the run); 2 usage
+or configuration error; 3 an account failed during the run; 4 another run holds this
+migration's lock; 10/11 login refused on SRC/DST; 12/13 cannot connect to SRC/DST (network or
+TLS); 14 DST over quota; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -53,7 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delete2", action="store_true", help="delete on DST what was deleted on SRC")
     p.add_argument("--force-deletes", action="store_true", help="let --delete2 delete over the guard")
     p.add_argument("--dry-run", action="store_true", help="say what would be copied; change nothing")
-    p.add_argument("--verify", action="store_true", help="compare both sides after copying")
+    p.add_argument(
+        "--verify",
+        nargs="?",
+        const="ids",
+        choices=("ids", "body"),
+        help="compare both sides after copying: ids = (Message-ID, size) per message (the default), "
+        "body = a SHA-256 of every message's bytes (reads every message again)",
+    )
     p.add_argument("--report", metavar="FILE", help="write the statistics as JSON")
     p.add_argument("--errorsmax", type=int, metavar="N", help="stop after N message errors")
     p.add_argument("--workers", type=int, default=4, help="parallel connections per server (default 4)")

@@ -1,5 +1,9 @@
 """The migration of a list of accounts: check both sides, map folders, copy through the
-supervisor, then --delete2's mirror pass and --verify; one exit code per account."""
+supervisor, then --delete2's mirror pass and --verify; one exit code per account.
+
+With no state, messages already on DST are recognised by content (header block + size; then
+Message-ID + INTERNALDATE + size, which survives a server rewriting header bytes in place).
+"""
 
 from __future__ import annotations
 
@@ -181,7 +185,8 @@ def _account_code(job: Job, run_code: int, stopped_by_errors: bool) -> int:
         return int(ExitCode.ACCOUNT)
     if s.interrupted:
         return int(ExitCode.INTERRUPTED)
-    if s.errors or s.folders_failed or any(f.error for f in r.folders.values()):
+    altered = any(f.altered for f in r.folders.values())
+    if s.errors or s.folders_failed or altered or any(f.error for f in r.folders.values()):
         return int(ExitCode.PARTIAL)
     return int(ExitCode.OK)
 
@@ -218,7 +223,9 @@ def _post_pass(job: Job, args: argparse.Namespace) -> dict[str, Any] | None:
                     _mirror_result(
                         job, mirror(src, dst, job.pre.maps, max_percent=50, force=args.force_deletes)
                     )
-                return verify(src, dst, job.pre.maps, args.maxsize) if args.verify else None
+                if not args.verify:
+                    return None
+                return verify(src, dst, job.pre.maps, args.maxsize, mode=args.verify)
             finally:
                 dst.close()
         finally:

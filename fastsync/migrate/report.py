@@ -21,6 +21,7 @@ def totals(r: AccountResult) -> dict[str, int]:
     out["bytes"] = sum(f.bytes for f in r.folders.values())
     out["folders_failed"] = sum(1 for f in r.folders.values() if f.error)
     out["deleted"] = sum(f.deleted for f in r.folders.values())
+    out["altered"] = sum(f.altered for f in r.folders.values())
     return out
 
 
@@ -62,6 +63,11 @@ def stats_block(r: AccountResult, seconds: float, dry_run: bool) -> str:
         f"({_mb(t['bytes'])} copied)"
         + (f", {t['deleted']} deleted on the destination" if t["deleted"] else "")
     )
+    if t["altered"]:
+        lines.append(
+            f"  {t['altered']} copied messages were altered by the destination server "
+            "(each named in a warning above)"
+        )
     return "\n".join(lines)
 
 
@@ -89,6 +95,7 @@ def as_json(r: AccountResult, seconds: float, dry_run: bool, code: int, verify: 
                 **{c: getattr(f, c) for c in _COLUMNS},
                 "bytes": f.bytes,
                 "deleted": f.deleted,
+                "altered": f.altered,
                 "seconds": round(f.seconds, 3),
                 "error": f.error,
                 "message_errors": f.message_errors,

@@ -143,6 +143,7 @@ class FolderResult:
     bytes: int = 0
     seconds: float = 0.0
     deleted: int = 0  # --delete2
+    altered: int = 0  # copied, but the destination server kept something else (stored_check)
     error: str | None = None  # the folder could not be done
     message_errors: list[str] = field(default_factory=list)
 
@@ -204,6 +205,7 @@ class Collector(UI):
         elif isinstance(e, ev.JobDone):
             f = r.folders[e.folder]
             f.copied, f.failed, f.bytes = e.stats.to_near, e.stats.errors, e.stats.bytes
+            f.altered = e.stats.altered
             f.seconds = time.monotonic() - self.started.get(key, time.monotonic())
         else:
             r.folders[e.folder].error = e.message

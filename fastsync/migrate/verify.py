@@ -1,8 +1,11 @@
-"""``--verify``: compare source and destination folder by folder after a migration.
+"""``--verify[=ids|body]``: compare source and destination folder by folder after a migration.
 
-A message is identified by (Message-ID, size); one without a Message-ID by (sha1 of its
-bytes, size). Both sides are compared as multisets, so duplicates count. Source messages
-over ``--maxsize`` are expected to be missing and are left out.
+Mode ``ids`` (the default): a message is identified by (Message-ID, size); one without a
+Message-ID by (sha1 of its bytes, size). Cheap (headers only), but blind to a server that
+rewrites bytes in place. Mode ``body``: every message by (sha256 of its bytes, size), so any
+change to any byte is a difference; it reads every message of both sides again. Both sides
+are compared as multisets, so duplicates count. Source messages over ``--maxsize`` are
+expected to be missing and are left out.
 """
 
 from __future__ import annotations
@@ -18,11 +21,34 @@ from fastsync.stores.imap import ImapStore
 _MSGID = re.compile(rb"message-id:[ \t]*(.*?)[ \t]*\r?\n(?![ \t])", re.I | re.S)
 Ident = tuple[str, int]
 _CHUNK = 500  # UIDs per FETCH: keeps command lines short
+_BODY_CHUNK = 50  # messages per FETCH of whole bodies: bounds the memory a response takes
 
 
-def identities(store: ImapStore, folder: str, maxsize: int | None = None) -> Counter[Ident]:
-    """(Message-ID or body hash, size) of every message of ``folder``, with multiplicity."""
+def identities(
+    store: ImapStore, folder: str, maxsize: int | None = None, mode: str = "ids"
+) -> Counter[Ident]:
+    """Identities (see the module docstring) of every message of ``folder``, with multiplicity."""
+    if mode == "body":
+        return Counter(body_identities(store, folder, maxsize).values())
     return Counter(uid_identities(store, folder, maxsize).values())
+
+
+def body_identities(store: ImapStore, folder: str, maxsize: int | None = None) -> dict[int, Ident]:
+    """UID -> (sha256 of the message's bytes, size) of every message of ``folder``."""
+    out: dict[int, Ident] = {}
+    if not store.select(folder).messages:
+        return out
+    with store._errors("UID SEARCH ALL", folder=folder):
+        uids = sorted(store.client.search(["ALL"]))
+    for i in range(0, len(uids), _BODY_CHUNK):
+        with store._errors("UID FETCH (BODY.PEEK[])", folder=folder):
+            bodies = store.client.fetch(uids[i : i + _BODY_CHUNK], [b"BODY.PEEK[]"])
+        for uid, d in bodies.items():
+            body = d.get(b"BODY[]")
+            if body is None or (maxsize is not None and len(body) > maxsize):
+                continue
+            out[uid] = ("sha256:" + hashlib.sha256(body).hexdigest(), len(body))
+    return out
 
 
 def uid_identities(store: ImapStore, folder: str, maxsize: int | None = None) -> dict[int, Ident]:
@@ -64,13 +90,15 @@ def uid_identities(store: ImapStore, folder: str, maxsize: int | None = None) ->
     return out
 
 
-def verify(src: ImapStore, dst: ImapStore, maps: list[FolderMap], maxsize: int | None) -> dict[str, Any]:
+def verify(
+    src: ImapStore, dst: ImapStore, maps: list[FolderMap], maxsize: int | None, mode: str = "ids"
+) -> dict[str, Any]:
     """Per folder: counts on both sides and the identities missing on or extra on the destination."""
     folders = []
     clean = True
     for m in maps:
-        a = identities(src, m.src, maxsize)
-        b = identities(dst, m.dst) if _exists(dst, m.dst) else Counter()
+        a = identities(src, m.src, maxsize, mode)
+        b = identities(dst, m.dst, mode=mode) if _exists(dst, m.dst) else Counter()
         missing, extra = a - b, b - a
         ok = not missing and not extra
         clean = clean and ok
@@ -85,7 +113,7 @@ def verify(src: ImapStore, dst: ImapStore, maps: list[FolderMap], maxsize: int |
                 "extra_on_dst": [f"{i} ({s} bytes)" for i, s in sorted(extra.elements())][:50],
             }
         )
-    return {"clean": clean, "folders": folders}
+    return {"clean": clean, "mode": mode, "folders": folders}
 
 
 def _exists(store: ImapStore, name: str) -> bool:
@@ -93,7 +121,8 @@ def _exists(store: ImapStore, name: str) -> bool:
 
 
 def verify_text(result: dict[str, Any]) -> str:
-    lines = ["verify: " + ("clean" if result["clean"] else "DIFFERENCES")]
+    mode = "by message bytes" if result.get("mode") == "body" else "by Message-ID and size"
+    lines = ["verify: " + ("clean" if result["clean"] else "DIFFERENCES") + f" ({mode})"]
     for f in result["folders"]:
         state = "ok" if f["ok"] else "DIFFERS"
         lines.append(

@@ -179,5 +179,17 @@ class Store(abc.ABC):
     def identities(self, uids: list[int]) -> dict[int, bytes]:
         """Content keys (model.content_key) of these messages, for pairing without state."""
 
+    def identity_keys(self, uids: list[int]) -> tuple[dict[int, bytes], dict[int, bytes]]:
+        """Content keys and second keys (model.loose_key) of these messages.
+
+        The second keys pair what a server rewrote in place (same size, same Message-ID and
+        date, different header bytes). A store that cannot give them returns none.
+        """
+        return self.identities(uids), {}
+
+    # Whether the engine should read back what this store kept of each stored message and
+    # report the ones that differ from what was sent (servers may rewrite messages).
+    checks_stored: bool = False
+
     def flush(self) -> None:  # noqa: B027 - optional hook, nothing to do for most stores
         """Make everything stored so far durable (before the state that records it is written)."""

@@ -26,7 +26,15 @@ from fastsync.auth_options import OAUTH_MECHANISMS
 from fastsync.config import ImapRepo
 from fastsync.errors import AccountError, AuthError, ConnectionLimit, FolderError, MessageError, StoreError
 from fastsync.folders import imap_decode
-from fastsync.model import Fetched, Outgoing, content_key, flags_from_imap, flags_to_imap, keywords_of
+from fastsync.model import (
+    Fetched,
+    Outgoing,
+    content_key,
+    flags_from_imap,
+    flags_to_imap,
+    keywords_of,
+    loose_key,
+)
 from fastsync.stores.base import (
     Changes,
     FolderEntry,
@@ -37,7 +45,7 @@ from fastsync.stores.base import (
     uid_set_chunks,
 )
 from fastsync.stores.imap_auth import Login
-from fastsync.stores.imap_conn import Client, logout_nowait
+from fastsync.stores.imap_conn import Client, keeps_pipelined_login, logout_nowait
 from fastsync.stores.imap_fetch import FetchStream
 
 log = logging.getLogger(__name__)
@@ -154,7 +162,7 @@ class ImapStore(Store):
 
     def _log_in(self, prefetch_listing: bool) -> bool:
         """The login; True when a LIST-STATUS went with it and was answered (see connect())."""
-        if not prefetch_listing:
+        if not (prefetch_listing and keeps_pipelined_login(getattr(self.client, "welcome", None))):
             return self._login.log_in(self.client, None)
         # Before login the server's capabilities do not tell whether it knows LIST-STATUS
         # (Dovecot lists it only after): one without it answers BAD, and list_folders()
@@ -233,8 +241,10 @@ class ImapStore(Store):
         except (IMAPClientAbortError, OSError) as e:  # includes socket timeouts
             if _TOKEN_EXPIRED.search(str(e)):  # the next login takes a fresh token
                 self._login.server_expired()
+            _stop_at_daily_limit(self.where, what, e)
             raise StoreError(f"{self.where}: connection lost during {what}: {e}") from None
         except IMAPClientError as e:
+            _stop_at_daily_limit(self.where, what, e)
             name = folder if folder is not None else self._selected
             raise FolderError(f"{self.where}: {name!r}: {what} failed: {e}") from None
 
@@ -357,9 +367,15 @@ class ImapStore(Store):
             st = self.client.select_folder(name, readonly=self.readonly or self.dry_run)
         self._selected = name
         self._exists = int(st.get(b"EXISTS", 0))
+        uidnext = int(st.get(b"UIDNEXT", 0))
+        if not uidnext:
+            # RFC 3501 requires UIDNEXT in SELECT's answer; Courier-IMAP 5 leaves it out, and
+            # first syncs fetch the range below it: ask for it
+            with self._errors("STATUS (UIDNEXT)", folder=name):
+                uidnext = int(self.client.folder_status(name, [b"UIDNEXT"]).get(b"UIDNEXT", 0))
         return FolderStatus(
             validity=int(st.get(b"UIDVALIDITY", 0)),
-            uidnext=int(st.get(b"UIDNEXT", 0)),
+            uidnext=uidnext,
             messages=self._exists,
             highestmodseq=int(st.get(b"HIGHESTMODSEQ", 0)),
         )
@@ -509,15 +525,39 @@ class ImapStore(Store):
                 else:
                     self.client.expunge()
 
+    checks_stored = True
+
     def identities(self, uids: list[int]) -> dict[int, bytes]:
-        out: dict[int, bytes] = {}
+        return self.identity_keys(uids)[0]
+
+    def identity_keys(self, uids: list[int]) -> tuple[dict[int, bytes], dict[int, bytes]]:
+        keys: dict[int, bytes] = {}
+        loose: dict[int, bytes] = {}
         stream = FetchStream(self.client._imap)
         for chunk in uid_set_chunks(uids):
             with self._errors("UID FETCH (BODY.PEEK[HEADER])"):
-                for it in stream.read(stream.send(chunk, "UID RFC822.SIZE BODY.PEEK[HEADER]")):
+                for it in stream.read(stream.send(chunk, "UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER]")):
                     if it.header is not None and it.size is not None:
-                        out[it.uid] = content_key(it.header, it.size)
-        return out
+                        keys[it.uid] = content_key(it.header, it.size)
+                        second = loose_key(it.header, it.internaldate or 0.0, it.size)
+                        if second is not None:
+                            loose[it.uid] = second
+        return keys, loose
+
+
+# What a server says when the account has used up its allowance for the day: Gmail answers
+# "[ALERT] Account exceeded command or bandwidth limits" (2,500 MB a day down, 500 MB up) with
+# NO or BYE. Retrying, or moving on to the next folder, only meets the same answer.
+_DAILY_LIMIT = re.compile(rb"exceeded command or bandwidth limits|bandwidth limit exceeded", re.I)
+
+
+def _stop_at_daily_limit(where: str, what: str, e: BaseException) -> None:
+    """Raise AccountError when ``e`` is the server's daily-limit answer."""
+    if _DAILY_LIMIT.search(str(e).encode("utf-8", "replace")):
+        raise AccountError(
+            f"{where}: the server's daily limit is reached during {what} ({e}); this account stops "
+            "here, what was copied is recorded, and the next run (tomorrow) resumes from there"
+        ) from None
 
 
 def _date(ts: float) -> datetime | None:

@@ -110,6 +110,17 @@ def _quoted(text: str) -> bytes:
     return b'"' + text.replace("\\", "\\\\").replace('"', '\\"').encode("ascii") + b'"'
 
 
+# Greetings of servers that lose what a client sends after LOGIN before LOGIN's answer:
+# Courier's imaplogin reads the command, then execs imapd, and the bytes it had buffered are
+# gone (the pipelined command is never answered). Verified against Courier-IMAP 5.0.
+_DROPS_PIPELINED_LOGIN = (b"Courier-IMAP",)
+
+
+def keeps_pipelined_login(welcome: bytes | None) -> bool:
+    """Whether a command may follow LOGIN in the same write, judging by the server's greeting."""
+    return not any(name in (welcome or b"") for name in _DROPS_PIPELINED_LOGIN)
+
+
 def login_pipelined(client: Any, user: str, password: str, command: str) -> bool:
     """LOGIN and then ``command`` (an authenticated-state command line, untagged) in one write.
 

@@ -324,6 +324,16 @@ class MaildirStore(Store):
 
         return dict(self._each(sel, uids, "read", key))
 
+    def identity_keys(self, uids: list[int]) -> tuple[dict[int, bytes], dict[int, bytes]]:
+        sel = self._selected()
+
+        def keys(sub: str, name: str) -> tuple[bytes, bytes | None]:
+            return mio.identity_keys(os.path.join(sel.dir, sub, name))
+
+        both = dict(self._each(sel, uids, "read", keys))
+        loose = {uid: second for uid, (_, second) in both.items() if second is not None}
+        return {uid: first for uid, (first, _) in both.items()}, loose
+
     def flush(self) -> None:
         """fsync new/ and cur/ of the selected folder where files were renamed or removed."""
         sel = self._sel

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import cast
 
 from fastsync.errors import FolderError
-from fastsync.model import Outgoing, content_key, to_crlf, to_lf
+from fastsync.model import Outgoing, content_key, loose_key, to_crlf, to_lf
 from fastsync.stores import maildir_names as mn
 
 log = logging.getLogger(__name__)
@@ -134,11 +134,24 @@ def identity(path: str) -> bytes:
     BODY[HEADER] does; the size is the CRLF size. The file is streamed, so only the header
     block is held in memory.
     """
+    header, size, _ = _wire_header(path)
+    return content_key(header, size)
+
+
+def identity_keys(path: str) -> tuple[bytes, bytes | None]:
+    """(content_key, loose_key) of a stored message; its INTERNALDATE is the file's mtime."""
+    header, size, mtime = _wire_header(path)
+    return content_key(header, size), loose_key(header, mtime, size)
+
+
+def _wire_header(path: str) -> tuple[bytes, int, float]:
+    """(header block in CRLF form, CRLF size, mtime) of a message file, streamed."""
     size = 0
     acc = b""
     header: bytes | None = None
     carry = b""  # a trailing CR waits for the next chunk, so CR LF is never split
     with open(path, "rb") as f:
+        mtime = os.fstat(f.fileno()).st_mtime
         while True:
             chunk = f.read(_CHUNK)
             data = carry + chunk
@@ -155,7 +168,7 @@ def identity(path: str) -> bytes:
                     header, acc = acc[:i], b""
             if not chunk:
                 break
-    return content_key(acc if header is None else header, size)
+    return (acc if header is None else header), size, mtime
 
 
 def fsync_dir(path: str) -> None:
