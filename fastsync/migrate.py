@@ -33,6 +33,7 @@ from fastsync.migrate_run import (
     FolderResult,
     MigrateSupervisor,
     Preflight,
+    RunControl,
     SideFailed,
     folder_pairs,
     open_side,
@@ -85,6 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", metavar="FILE.csv", help="migrate the accounts of a CSV file (see README)")
     p.add_argument("--maxsyncaccounts", type=int, default=2, help="accounts in flight with --batch")
     p.add_argument("-q", "--quiet", action="store_true", help="only errors and the statistics")
+    d = p.add_argument_group("many machines (with --batch; needs the extra fastsync[dist])")
+    d.add_argument(
+        "--queue", metavar="redis://HOST:PORT/DB", help="queue the accounts for `fastsync worker`s"
+    )
+    d.add_argument("--max-per-server", type=int, default=0, metavar="N",
+                   help="connections to one source server, all machines together (default: no cap)")
+    d.add_argument("--slice", type=float, default=900.0, metavar="SECONDS",
+                   help="a job works on one account at most this long, then queues its next slice")
+    d.add_argument("--retries", type=int, default=5, help="retries of network/server failures (default 5)")
+    d.add_argument("--retry-backoff", type=float, default=30.0, metavar="SECONDS",
+                   help="first retry delay; doubles each time, with jitter (default 30)")
+    d.add_argument("--lock-ttl", type=float, default=60.0, metavar="SECONDS",
+                   help="a runner's lock and leases expire this long after its last heartbeat")
     return p
 
 
@@ -103,6 +117,10 @@ class Job:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.queue:
+            from fastsync.dist.cli import enqueue_main  # imports rq only after checking for it
+
+            return enqueue_main(args)
         if args.batch:
             from fastsync.migrate_batch import run_batch
 
@@ -148,8 +166,9 @@ def _with_filter(repo: ImapRepo) -> ImapRepo:
     return msgspec.structs.replace(repo, folderfilter=_NOTHING)
 
 
-def run_jobs(jobs: list[Job], args: argparse.Namespace) -> list[int]:
-    """Check, map and migrate the jobs; print each one's statistics; return exit codes in order."""
+def run_jobs(jobs: list[Job], args: argparse.Namespace, control: RunControl | None = None) -> list[int]:
+    """Check, map and migrate the jobs; print each one's statistics; return exit codes in order.
+    A job that cannot start keeps its error text in ``job.result.errors``."""
     sel = selection(args)
     started = time.monotonic()
     ready: list[Job] = []
@@ -160,10 +179,12 @@ def run_jobs(jobs: list[Job], args: argparse.Namespace) -> list[int]:
         except SideFailed as e:
             print(f"fastsync migrate: {e}", file=sys.stderr)
             job.code = e.code
+            job.result.errors.append(str(e))
             continue
         except ConfigError as e:
             print(f"fastsync migrate: {e}", file=sys.stderr)
             job.code = int(ExitCode.CONFIG)
+            job.result.errors.append(str(e))
             continue
         for w in job.pre.warnings:
             print(f"WARNING: {w}", file=sys.stderr)
@@ -173,14 +194,14 @@ def run_jobs(jobs: list[Job], args: argparse.Namespace) -> list[int]:
             )
         ready.append(job)
     if ready:
-        _supervise(ready, args)
+        _supervise(ready, args, control)
     seconds = time.monotonic() - started
     for job in ready:
         _finish(job, args, seconds, many=len(jobs) > 1)
     return [job.code for job in jobs]
 
 
-def _supervise(jobs: list[Job], args: argparse.Namespace) -> None:
+def _supervise(jobs: list[Job], args: argparse.Namespace, control: RunControl | None = None) -> None:
     accounts = {}
     passwords: dict[str, str | None] = {}
     for job in jobs:
@@ -214,7 +235,7 @@ def _supervise(jobs: list[Job], args: argparse.Namespace) -> None:
     if args.errorsmax is not None:
         tune["max_message_errors"] = max(1, args.errorsmax)
     pairs = {job.name: folder_pairs(job.pre) for job in jobs if job.pre is not None}
-    sup = MigrateSupervisor(config, opts, ui, passwords, pairs=pairs, tune=tune)
+    sup = MigrateSupervisor(config, opts, ui, passwords, pairs=pairs, tune=tune, control=control)
     ui.stop = sup._on_stop
     code = int(sup.run())
     for job in jobs:

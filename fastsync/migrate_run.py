@@ -9,17 +9,19 @@ supervisor with the folder pairs computed here.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
 from fastsync.config import AccountConfig, ImapRepo
-from fastsync.errors import AccountError, FastsyncError, FolderError, StoreError
+from fastsync.errors import AccountError, ExitCode, FastsyncError, FolderError, StoreError
 from fastsync.folders import FolderPair
 from fastsync.migrate_map import FolderMap, Selection, Side, map_folders
 from fastsync.stores.imap import ImapStore
@@ -122,15 +124,64 @@ def folder_pairs(pre: Preflight) -> list[tuple[FolderPair, int]]:
     return sorted(pairs, key=lambda ps: -ps[1])
 
 
+@dataclass
+class RunControl:
+    """Limits from outside the run (the distributed batch's slices and leases).
+
+    ``stop_after``: stop cleanly (after the current batch, state committed) after so many
+    seconds. ``watch``: called every ``watch_every`` seconds on the supervisor's loop; when it
+    returns False the run stops the same way and ``lost`` is set.
+    """
+
+    stop_after: float | None = None
+    watch: Callable[[], bool] | None = None
+    watch_every: float = 5.0
+    lost: bool = False
+
+
 class MigrateSupervisor(Supervisor):
     """The supervisor with folder pairs decided up front and tuned engine options."""
 
     def __init__(
-        self, *args: Any, pairs: dict[str, list[tuple[FolderPair, int]]], tune: dict[str, Any], **kw: Any
+        self,
+        *args: Any,
+        pairs: dict[str, list[tuple[FolderPair, int]]],
+        tune: dict[str, Any],
+        control: RunControl | None = None,
+        **kw: Any,
     ) -> None:
         super().__init__(*args, **kw)
         self.pairs = pairs
         self.tune = tune
+        self.control = control or RunControl()
+
+    async def _main(self) -> ExitCode:
+        c = self.control
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(c.stop_after, self._time_up) if c.stop_after is not None else None
+        watcher = asyncio.create_task(self._watch()) if c.watch is not None else None
+        try:
+            return await super()._main()
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if watcher is not None:
+                watcher.cancel()
+
+    def _time_up(self) -> None:
+        log.info("time slice over: stopping after the current batch")
+        self.request_stop()
+
+    async def _watch(self) -> None:
+        c = self.control
+        assert c.watch is not None
+        while not self.stopping:
+            await asyncio.sleep(c.watch_every)
+            if not c.watch():
+                c.lost = True
+                log.warning("lease lost: stopping after the current batch")
+                self.request_stop()
+                return
 
     def _spec(self, account: AccountConfig, wid: int) -> WorkerSpec:
         spec = super()._spec(account, wid)
