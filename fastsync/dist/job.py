@@ -16,6 +16,7 @@ import logging
 import os
 import random
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -68,6 +69,8 @@ class _Slice:
         cap = int(self.opts.get("max_per_server") or 0)
         self.leases = ServerLeases(batch.redis, PREFIX, rec.get("server"), cap, self.ttl) if cap else None
         self.last_ok = time.monotonic()
+        self.lost = False
+        self.done = threading.Event()
 
     # -- heartbeat ----------------------------------------------------------------------------
     def beat(self) -> bool:
@@ -82,8 +85,29 @@ class _Slice:
             log.warning("account %s: heartbeat failed (%s)", self.rec.id, e)
             return time.monotonic() - self.last_ok < self.ttl
 
+    def _beating(self) -> None:
+        # A thread, so that the lock is renewed through the whole slice (the preflight logins
+        # too), not only while the supervisor's loop runs. It touches nothing the supervisor's
+        # forked workers use: they never call Redis.
+        while not self.done.wait(max(0.1, self.ttl / 3)):
+            if not self.beat():
+                self.lost = True
+                return
+
+    def _still_ours(self) -> bool:
+        return not self.lost
+
     # -- the slice ----------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
+        heart = threading.Thread(target=self._beating, name="fastsync-heartbeat", daemon=True)
+        heart.start()
+        try:
+            return self._run()
+        finally:
+            self.done.set()
+            heart.join(5)
+
+    def _run(self) -> dict[str, Any]:
         acct = self.rec.id
         wanted = max(1, int(self.opts.get("workers") or 1))
         got = self._take_leases(wanted)
@@ -96,11 +120,11 @@ class _Slice:
             self.batch.update(acct, self.token, set={"status": "running", "runner": _runner()},
                               incr={"slices": 1}, stamp=started)
             self.batch.redis.hsetnx(f"{PREFIX}:batch", "started_at", self.batch.now_ms())
-            code, result, seconds, lost = self._migrate(got)
+            code, result, seconds = self._migrate(got)
         finally:
             if self.leases is not None:
                 _retrying(self.leases.release, 10.0)
-        if lost:
+        if self.lost:
             return {"account": acct, "outcome": "lock lost; results dropped"}
         texts = result.get("errors", [])
         attempts = int(self.rec.num("attempts")) + 1
@@ -118,10 +142,10 @@ class _Slice:
             if got or time.monotonic() >= deadline:
                 return got
             time.sleep(random.uniform(0.1, 0.4))
-            if not self.beat():
+            if self.lost:
                 return 0
 
-    def _migrate(self, connections: int) -> tuple[int, dict[str, Any], float, bool]:
+    def _migrate(self, connections: int) -> tuple[int, dict[str, Any], float]:
         args = _migrate_args(self.opts, connections)
         try:
             job = Job(
@@ -131,15 +155,15 @@ class _Slice:
                 resolve_password(self.rec.get("password2"), "DST"),
             )
         except ConfigError as e:
-            return int(ExitCode.CONFIG), {"errors": [str(e)]}, 0.0, False
-        control = RunControl(stop_after=float(self.opts["slice"]), watch=self.beat,
-                             watch_every=max(0.2, self.ttl / 3))
+            return int(ExitCode.CONFIG), {"errors": [str(e)]}, 0.0
+        control = RunControl(stop_after=float(self.opts["slice"]), watch=self._still_ours,
+                             watch_every=max(0.1, self.ttl / 6))
         began = time.monotonic()
         code = run_jobs([job], args, control)[0]
         r = job.result
         texts = list(r.errors) + [f.error for f in r.folders.values() if f.error]
         texts += [t for f in r.folders.values() for t in f.message_errors]
-        return code, {"totals": totals(r), "errors": texts}, time.monotonic() - began, control.lost
+        return code, {"totals": totals(r), "errors": texts}, time.monotonic() - began
 
     def _advance(self, d: Decision, result: dict[str, Any], seconds: float, *, code: int | None = None,
                  attempts: int = 0) -> None:
