@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`. Both install what they need.
-.PHONY: demo test lint bench setup
+.PHONY: demo test lint bench bench-dist setup
 
 setup:
 	@tools/setup.sh
@@ -17,3 +17,7 @@ test: lint
 bench:
 	@tools/setup.sh --bench
 	@.venv/bin/python -m bench.run $(ARGS)
+
+bench-dist:
+	@tools/setup.sh --bench
+	@.venv/bin/python -m bench.dist $(ARGS)
