@@ -4,7 +4,8 @@
 
 Two private Dovecots on 127.0.0.1 (source and destination) and a private redis-server. The
 same accounts are copied, each time into fresh destination users, by:
-  - ``fastsync worker`` x1 and x2 on the queue (``migrate --batch --queue``), workers started first;
+  - ``fastsync worker`` x1 and x2 on the queue (``migrate --batch --queue``), workers started
+    first, and x2 with ``--processes 2`` (two accounts at a time per worker);
   - ``fastsync migrate --batch accounts.csv`` on one machine (``--maxsyncaccounts 4``);
   - plain ``fastsync migrate SRC DST`` per account under GNU ``parallel -j4``.
 imapsync is not packaged in Debian bookworm and is not installed here, so it is not compared.
@@ -82,16 +83,17 @@ def _check(s: Setup, dsts: list[User]) -> bool:
     return all(_counts(src) == _counts(d) for src, d in zip(s.sources, dsts, strict=True))
 
 
-def run_queue(s: Setup, workers: int) -> Result:
+def run_queue(s: Setup, workers: int, processes: int = 1) -> Result:
     import redis
 
     redis.Redis.from_url(s.redis.url).flushall()
-    path, dsts = _csv(s, f"q{workers}")
+    path, dsts = _csv(s, f"q{workers}x{processes}")
     procs = []
     for i in range(workers):
         log = open(s.work / f"worker-{workers}-{i}.log", "wb")  # noqa: SIM115
         procs.append(subprocess.Popen(
-            _fastsync("worker", "--queue", s.redis.url, "--metadata", str(s.work / f"meta-q{workers}-{i}")),
+            _fastsync("worker", "--queue", s.redis.url, "--processes", str(processes),
+                      "--metadata", str(s.work / f"meta-q{workers}x{processes}-{i}")),
             stdout=log, stderr=subprocess.STDOUT, env=s.env, start_new_session=True))
     time.sleep(3)  # workers up and listening, as on machines that already run them
     began = time.monotonic()
@@ -110,7 +112,8 @@ def run_queue(s: Setup, workers: int) -> Result:
     for p in procs:
         p.wait(60)
     ok = _check(s, dsts) and st["done"] == len(dsts)
-    return Result(f"fastsync worker x{workers} (--queue)", seconds, ok)
+    each = f", --processes {processes} each" if processes > 1 else ""
+    return Result(f"fastsync worker x{workers} (--queue{each})", seconds, ok)
 
 
 def run_batch(s: Setup) -> Result:
@@ -196,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     s = setup(Path(args.workdir), args.accounts, args.messages)
     try:
-        results = [run_queue(s, 1), run_queue(s, 2), run_batch(s), run_parallel(s)]
+        results = [run_queue(s, 1), run_queue(s, 2), run_queue(s, 2, 2), run_batch(s), run_parallel(s)]
     finally:
         s.redis.stop()
         s.src.stop()

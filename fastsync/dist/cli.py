@@ -47,6 +47,8 @@ def worker_main(argv: list[str]) -> int:
     p.add_argument("--name", help="worker name (default: RQ's)")
     p.add_argument("--metadata", default="~/.fastsync/migrate", help="this machine's state directory")
     p.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    p.add_argument("--processes", type=int, default=1, metavar="N",
+                   help="RQ workers on this machine, each running one account at a time (default 1)")
     p.add_argument("--sweep-every", type=float, default=5.0, metavar="SECONDS",
                    help="how often to look for accounts whose runner died (default 5)")
     p.add_argument("-v", "--verbose", action="store_true", help="log each job")
@@ -58,7 +60,7 @@ def worker_main(argv: list[str]) -> int:
         from fastsync.dist.worker import run_worker
 
         return run_worker(args.queue, name=args.name, metadata=args.metadata, burst=args.burst,
-                          sweep_every=args.sweep_every)
+                          sweep_every=args.sweep_every, processes=max(1, args.processes))
 
     return _guarded("fastsync worker", body)
 

@@ -36,7 +36,10 @@ class FastsyncWorker(Worker):
         super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
 
 
-def run_worker(url: str, *, name: str | None, metadata: str, burst: bool, sweep_every: float) -> int:
+def run_worker(
+    url: str, *, name: str | None, metadata: str, burst: bool, sweep_every: float, processes: int = 1
+) -> int:
+    """Run ``processes`` RQ workers on this machine (each runs one account at a time) and a sweeper."""
     conn = connect(url)
     Path(os.path.expanduser(metadata)).mkdir(parents=True, exist_ok=True, mode=0o700)
     os.environ[METADATA_ENV] = os.path.expanduser(metadata)
@@ -45,12 +48,29 @@ def run_worker(url: str, *, name: str | None, metadata: str, burst: bool, sweep_
     sweeper = mp.get_context("fork").Process(target=sweep_loop, args=(url, sweep_every), daemon=True,
                                             name="fastsync-sweeper")
     sweeper.start()
-    log.info("worker on %s (metadata %s)", describe(url), metadata)
+    log.info("%d worker(s) on %s (metadata %s)", processes, describe(url), metadata)
+    ctx = mp.get_context("fork")
+    others = [
+        ctx.Process(target=_work_child, args=(url, f"{name}.{i}" if name else None, burst),
+                    name=f"fastsync-worker-{i}")  # not daemonic: its work horses fork
+        for i in range(1, max(1, processes))
+    ]
+    for proc in others:
+        proc.start()
     try:
         return _work(conn, name, burst)
     finally:
+        for proc in others:
+            proc.join(None if burst else 0.1)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(30)
         sweeper.terminate()
         sweeper.join(5)
+
+
+def _work_child(url: str, name: str | None, burst: bool) -> None:
+    _work(connect(url), name, burst)  # its own connection: none is shared across a fork
 
 
 def _work(conn: Any, name: str | None, burst: bool) -> int:
