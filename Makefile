@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`. Both install what they need.
-.PHONY: demo test unit lint bench setup
+.PHONY: demo test unit lint bench bench-dist setup
 
 setup:
 	@tools/setup.sh
@@ -21,3 +21,7 @@ unit: setup
 bench:
 	@tools/setup.sh --bench
 	@.venv/bin/python -m bench.run $(ARGS)
+
+bench-dist:
+	@tools/setup.sh --bench
+	@.venv/bin/python -m bench.dist $(ARGS)

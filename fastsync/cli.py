@@ -69,6 +69,12 @@ def main(argv: list[str] | None = None) -> int:
 
         _setup_logging(None, None)
         return migrate_main(argv[1:])
+    if argv[:1] in (["worker"], ["batch"]):  # the distributed batch (fastsync.dist, extra [dist])
+        from fastsync.dist.cli import batch_main, worker_main
+
+        _setup_logging(None, None)
+        run = worker_main if argv[0] == "worker" else batch_main
+        return run(argv[1:])
     args = build_parser().parse_args(argv)
     _setup_logging(args.debug, args.logfile)
     try:

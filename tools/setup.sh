@@ -23,9 +23,12 @@ for p in libxapian30 libpcre3 libical3 libclamav12 libicu72 libjansson4 libzephy
          libltdl7 courier-authlib courier-authlib-userdb courier-authdaemon util-linux; do
   dpkg -s "$p" >/dev/null 2>&1 || pkgs+=("$p")
 done
+# fastsync[dist] (migrate --queue, worker, batch): its tests start a private redis-server.
+command -v redis-server >/dev/null || pkgs+=(redis-server)
 if [ "${1:-}" = "--bench" ]; then
   command -v mbsync >/dev/null || pkgs+=(isync)
   command -v offlineimap >/dev/null || pkgs+=(offlineimap3)
+  command -v parallel >/dev/null || pkgs+=(parallel)
 fi
 if [ ${#pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then sudo=(); elif command -v sudo >/dev/null; then sudo=(sudo); else
@@ -61,7 +64,7 @@ stamp=.venv/.fastsync-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing fastsync and its test tools into .venv"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-  .venv/bin/python -m pip install -q -e '.[test]'
+  .venv/bin/python -m pip install -q -e '.[test,dist]'
   touch "$stamp"
 fi
 if [ "${1:-}" = "--bench" ]; then
@@ -69,6 +72,6 @@ if [ "${1:-}" = "--bench" ]; then
   # start-up is timed as it would be on their machine; reinstalled each time (the code moves).
   [ -x bench/work/venv/bin/python ] || "$py" -m venv bench/work/venv
   bench/work/venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-  bench/work/venv/bin/python -m pip install -q . >/dev/null
+  bench/work/venv/bin/python -m pip install -q '.[dist]' >/dev/null
   bench/work/venv/bin/python -m pip install -q --no-deps --force-reinstall . >/dev/null
 fi

@@ -14,16 +14,25 @@ import csv
 import sys
 from pathlib import Path
 
+import msgspec
+
 from fastsync.errors import ConfigError, ExitCode
 from fastsync.migrate.jobs import Job, run_jobs
 from fastsync.migrate.report import as_json, totals, write_json
-from fastsync.migrate.urls import parse_endpoint, read_password
+from fastsync.migrate.urls import Endpoint, parse_endpoint, read_password
 
 
-def _password(spec: str, which: str) -> str:
+def check_source(spec: str, which: str) -> tuple[str, str]:
+    """(kind, value) of a password source ``file:PATH``, ``cmd:COMMAND`` or ``env:VARIABLE``."""
     kind, colon, value = spec.partition(":")
     if not colon or kind not in ("file", "cmd", "env") or not value:
         raise ConfigError(f"{which}: password source must be file:PATH, cmd:COMMAND or env:VARIABLE")
+    return kind, value
+
+
+def resolve_password(spec: str, which: str) -> str:
+    """The password a source reference names (read here, on the machine that needs it)."""
+    kind, value = check_source(spec, which)
     return read_password(
         which,
         file=value if kind == "file" else None,
@@ -32,13 +41,25 @@ def _password(spec: str, which: str) -> str:
     )
 
 
-def read_batch(path: str, args: argparse.Namespace) -> list[Job | str]:
-    """Jobs of the CSV file in order; a line that cannot be used becomes its error text."""
+class Row(msgspec.Struct, frozen=True):
+    """One usable CSV line: endpoints parsed, password sources checked but not read."""
+
+    where: str
+    src_url: str
+    dst_url: str
+    src: Endpoint
+    dst: Endpoint
+    password1: str
+    password2: str
+
+
+def read_rows(path: str, args: argparse.Namespace) -> list[Row | str]:
+    """The lines of the CSV file in order; a line that cannot be used becomes its error text."""
     try:
         text = Path(path).expanduser().read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"--batch {path!r}: cannot read: {e}") from None
-    out: list[Job | str] = []
+    out: list[Row | str] = []
     for lineno, row in enumerate(csv.reader(text.splitlines()), start=1):
         if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
             continue
@@ -47,16 +68,36 @@ def read_batch(path: str, args: argparse.Namespace) -> list[Job | str]:
             if len(row) != 4:
                 raise ConfigError(f"{len(row)} fields (expected src,dst,password1,password2)")
             src, dst, p1, p2 = (x.strip() for x in row)
+            check_source(p1, "SRC")
+            check_source(p2, "DST")
             out.append(
-                Job(
+                Row(
+                    where,
+                    src,
+                    dst,
                     parse_endpoint(src, "SRC", plain=args.no_tls1),
                     parse_endpoint(dst, "DST", plain=args.no_tls2),
-                    _password(p1, "SRC"),
-                    _password(p2, "DST"),
+                    p1,
+                    p2,
                 )
             )
         except ConfigError as e:
             out.append(f"{where}: {e}")
+    return out
+
+
+def read_batch(path: str, args: argparse.Namespace) -> list[Job | str]:
+    """Jobs of the CSV file in order, passwords read; a line that cannot be used becomes its error text."""
+    out: list[Job | str] = []
+    for row in read_rows(path, args):
+        if isinstance(row, str):
+            out.append(row)
+            continue
+        try:
+            pw1 = resolve_password(row.password1, "SRC")
+            out.append(Job(row.src, row.dst, pw1, resolve_password(row.password2, "DST")))
+        except ConfigError as e:
+            out.append(f"{row.where}: {e}")
     return out
 
 

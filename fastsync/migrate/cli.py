@@ -73,12 +73,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", metavar="FILE.csv", help="migrate the accounts of a CSV file (see README)")
     p.add_argument("--maxsyncaccounts", type=int, default=2, help="accounts in flight with --batch")
     p.add_argument("-q", "--quiet", action="store_true", help="only errors and the statistics")
+    d = p.add_argument_group("many machines (with --batch; needs the extra fastsync[dist])")
+    d.add_argument(
+        "--queue", metavar="redis://HOST:PORT/DB", help="queue the accounts for `fastsync worker`s"
+    )
+    d.add_argument("--max-per-server", type=int, default=0, metavar="N",
+                   help="connections to one source server, all machines together (default: no cap)")
+    d.add_argument("--slice", type=float, default=900.0, metavar="SECONDS",
+                   help="a job works on one account at most this long, then queues its next slice")
+    d.add_argument("--retries", type=int, default=5, help="retries of network/server failures (default 5)")
+    d.add_argument("--retry-backoff", type=float, default=30.0, metavar="SECONDS",
+                   help="first retry delay; doubles each time, with jitter (default 30)")
+    d.add_argument("--lock-ttl", type=float, default=60.0, metavar="SECONDS",
+                   help="a runner's lock and leases expire this long after its last heartbeat")
     return p
 
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.queue:
+            from fastsync.dist.cli import enqueue_main  # imports rq only after checking for it
+
+            return enqueue_main(args)
         if args.batch:
             from fastsync.migrate.batch import run_batch
 

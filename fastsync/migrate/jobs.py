@@ -33,7 +33,7 @@ from fastsync.migrate.run import (
     preflight,
 )
 from fastsync.migrate.urls import Endpoint, migration_id, repo_for
-from fastsync.supervisor import RunOptions, Supervisor
+from fastsync.supervisor import RunControl, RunOptions, Supervisor
 
 DEFAULT_METADATA = "~/.fastsync/migrate"
 _NOTHING = "lambda folder: False"  # the workers' own discovery maps nothing: pairs come from here
@@ -95,8 +95,9 @@ def _with_filter(repo: ImapRepo) -> ImapRepo:
     return msgspec.structs.replace(repo, folderfilter=_NOTHING)
 
 
-def run_jobs(jobs: list[Job], args: argparse.Namespace) -> list[int]:
-    """Check, map and migrate the jobs; print each one's statistics; return exit codes in order."""
+def run_jobs(jobs: list[Job], args: argparse.Namespace, control: RunControl | None = None) -> list[int]:
+    """Check, map and migrate the jobs; print each one's statistics; return exit codes in order.
+    A job that cannot start keeps its error text in ``job.result.errors``."""
     sel = selection(args)
     started = time.monotonic()
     ready: list[Job] = []
@@ -107,10 +108,12 @@ def run_jobs(jobs: list[Job], args: argparse.Namespace) -> list[int]:
         except SideFailed as e:
             print(f"fastsync migrate: {e}", file=sys.stderr)
             job.code = e.code
+            job.result.errors.append(str(e))
             continue
         except ConfigError as e:
             print(f"fastsync migrate: {e}", file=sys.stderr)
             job.code = int(ExitCode.CONFIG)
+            job.result.errors.append(str(e))
             continue
         for w in job.pre.warnings:
             print(f"WARNING: {w}", file=sys.stderr)
@@ -120,14 +123,14 @@ def run_jobs(jobs: list[Job], args: argparse.Namespace) -> list[int]:
             )
         ready.append(job)
     if ready:
-        _supervise(ready, args)
+        _supervise(ready, args, control)
     seconds = time.monotonic() - started
     for job in ready:
         _finish(job, args, seconds, many=len(jobs) > 1)
     return [job.code for job in jobs]
 
 
-def _supervise(jobs: list[Job], args: argparse.Namespace) -> None:
+def _supervise(jobs: list[Job], args: argparse.Namespace, control: RunControl | None = None) -> None:
     accounts = {}
     passwords: dict[str, str | None] = {}
     for job in jobs:
@@ -161,7 +164,9 @@ def _supervise(jobs: list[Job], args: argparse.Namespace) -> None:
     if args.errorsmax is not None:
         tune["max_message_errors"] = max(1, args.errorsmax)
     pairs = {job.name: folder_pairs(job.pre) for job in jobs if job.pre is not None}
-    sup = Supervisor(config, opts, ui, passwords, folder_pairs=pairs, engine_tune=tune)
+    sup = Supervisor(
+        config, opts, ui, passwords, folder_pairs=pairs, engine_tune=tune, control=control
+    )
     ui.stop = sup._on_stop
     code = int(sup.run())
     for job in jobs:

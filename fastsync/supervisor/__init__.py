@@ -62,6 +62,21 @@ class RunOptions(msgspec.Struct, frozen=True):
 
 
 @dataclass
+class RunControl:
+    """Limits from outside the run (the distributed batch's slices and leases).
+
+    ``stop_after``: stop cleanly (after the current batch, state committed) after so many
+    seconds. ``watch``: called every ``watch_every`` seconds on the loop; when it returns False
+    the run stops the same way and ``lost`` is set.
+    """
+
+    stop_after: float | None = None
+    watch: Callable[[], bool] | None = None
+    watch_every: float = 5.0
+    lost: bool = False
+
+
+@dataclass
 class _AccountLoop:
     name: str
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -90,11 +105,14 @@ class Supervisor:
         *,
         folder_pairs: dict[str, list[tuple[FolderPair, int]]] | None = None,
         engine_tune: dict[str, Any] | None = None,
+        control: RunControl | None = None,
     ) -> None:
         """``folder_pairs`` (account -> pairs, largest first) replaces what the workers'
         discovery finds, without range copies; ``engine_tune`` overrides EngineOptions fields.
-        Both are how ``fastsync migrate`` runs its copy through this supervisor."""
+        Both are how ``fastsync migrate`` runs its copy through this supervisor; ``control``
+        bounds the run from outside (fastsync.dist's slices)."""
         self.config = config
+        self.control = control or RunControl()
         self.folder_pairs = folder_pairs
         self.engine_tune = engine_tune or {}
         self.opts = opts
@@ -142,9 +160,16 @@ class Supervisor:
         ):
             loop.add_signal_handler(sig, handler)
         limit = asyncio.Semaphore(max(1, self.config.general.maxsyncaccounts))
+        c = self.control
+        timer = loop.call_later(c.stop_after, self._time_up) if c.stop_after is not None else None
+        watcher = asyncio.create_task(self._watch()) if c.watch is not None else None
         try:
             await asyncio.gather(*(self._account_loop(n, limit) for n in names))
         finally:
+            if timer is not None:
+                timer.cancel()
+            if watcher is not None:
+                watcher.cancel()
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             loop.remove_reader(self.events._reader.fileno())
@@ -189,6 +214,21 @@ class Supervisor:
                     p.terminate()
         for acct in self.loops.values():
             acct.wake.set()
+
+    def _time_up(self) -> None:
+        log.info("time slice over: stopping after the current batch")
+        self.request_stop()
+
+    async def _watch(self) -> None:
+        c = self.control
+        assert c.watch is not None
+        while not self.stopping:
+            await asyncio.sleep(c.watch_every)
+            if not c.watch():
+                c.lost = True
+                log.warning("lease lost: stopping after the current batch")
+                self.request_stop()
+                return
 
     def sync_now(self, account: str | None = None) -> None:
         """Sync ``account`` (every account when None) now, or right after its current sync."""
