@@ -15,6 +15,11 @@ command -v Xvfb >/dev/null || pkgs+=(xvfb)
 command -v xdotool >/dev/null || pkgs+=(xdotool)
 command -v xwd >/dev/null || pkgs+=(x11-apps)
 dpkg -s python3-tk >/dev/null 2>&1 || pkgs+=(python3-tk)
+# Debian's python3 has no venv/ensurepip without python3-venv (a pyenv Python has both).
+py=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ] && ! "$py" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  pkgs+=(python3-venv)
+fi
 if [ "${1:-}" = "--bench" ]; then
   command -v mbsync >/dev/null || pkgs+=(isync)
   command -v offlineimap >/dev/null || pkgs+=(offlineimap3)
@@ -29,10 +34,9 @@ if [ ${#pkgs[@]} -gt 0 ]; then
   "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 fi
 
-py=${PYTHON:-python3}
 "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "setup: Python >= 3.11 needed" >&2; exit 1; }
 if [ ! -x .venv/bin/python ]; then
-  "$py" -m venv .venv || { echo "setup: cannot create .venv (apt-get install python3-venv?)" >&2; exit 1; }
+  "$py" -m venv .venv || { echo "setup: cannot create .venv with $py" >&2; exit 1; }
 fi
 stamp=.venv/.fastsync-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
