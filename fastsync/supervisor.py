@@ -160,6 +160,8 @@ class Supervisor:
         for r in self.results.values():
             if r.locked:
                 worst = max(worst, ExitCode.LOCKED)
+            elif r.config_error:
+                worst = max(worst, ExitCode.CONFIG)
             elif r.failed:
                 worst = max(worst, ExitCode.ACCOUNT)
             elif r.errors or r.folders_failed:
@@ -303,7 +305,11 @@ class Supervisor:
             self._stop_idlers(acct)
             await self._shutdown_pool(pool)
             pool.jobs.close()
-            lock.release()
+            result = self.results.get(name)
+            if result is not None and result.config_error:
+                lock.discard()  # stopped before writing anything: leave no trace either
+            else:
+                lock.release()
 
     async def _sync_account(self, account: AccountConfig, pool: _Pool, quick: bool) -> AccountSummary:
         summary = AccountSummary(name=account.name)
@@ -473,6 +479,7 @@ class Supervisor:
             if isinstance(e, ev.JobFailed):
                 pool.summary.failed = e.scope != "interrupted"
                 pool.summary.interrupted = e.scope == "interrupted"
+                pool.summary.config_error = e.scope == "config"
                 if pool.summary.failed:
                     self.ui.error(f"account {name}: {e.message}")
                 self.ui.event(name, e)
@@ -547,7 +554,7 @@ class Supervisor:
             self.ui.event(account.name, e)
 
     def _job_failed(self, pool: _Pool, e: ev.JobFailed, pending: set[str]) -> None:
-        if e.scope == "account":
+        if e.scope in ("account", "config"):  # "config" past discovery: other folders may be written
             pool.summary.failed = True
             self.ui.error(f"account {pool.account.name}: {e.message}")
             pending.clear()

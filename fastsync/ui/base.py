@@ -41,6 +41,7 @@ class AccountSummary:
     failed: bool = False
     locked: bool = False
     interrupted: bool = False
+    config_error: bool = False  # failed on a configuration error (exit 2); nothing was written
 
     @property
     def errors(self) -> int:

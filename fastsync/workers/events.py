@@ -114,7 +114,7 @@ class JobDone(_Tagged):
 class JobFailed(_Tagged):
     worker: int
     folder: str
-    scope: str  # "folder", "account"
+    scope: str  # "folder", "account", "config" (nothing written), "interrupted"
     message: str
     part: int = 0
 

@@ -20,7 +20,7 @@ import msgspec
 
 from fastsync.config import AccountConfig
 from fastsync.engine import EngineOptions, copy_range, sync_folder
-from fastsync.errors import AccountError, ConnectionLimit, FastsyncError, FolderError, StoreError
+from fastsync.errors import AccountError, ConfigError, ConnectionLimit, FastsyncError, FolderError, StoreError
 from fastsync.folders import FolderPair, load_pythonfile
 from fastsync.state import StateFile, part_path, state_path
 from fastsync.stores import early, make_store
@@ -143,6 +143,9 @@ class Worker:
                 )
         except AccountError as e:
             self.emit(ev.JobFailed(worker=wid, folder=name, scope="account", message=str(e), part=part))
+            self.stopping = True
+        except ConfigError as e:  # e.g. a nametrans collision found at discovery
+            self.emit(ev.JobFailed(worker=wid, folder=name, scope="config", message=str(e), part=part))
             self.stopping = True
         except Interrupted as e:
             self.emit(ev.JobFailed(worker=wid, folder=name, scope="interrupted", message=str(e), part=part))
