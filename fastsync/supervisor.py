@@ -253,7 +253,9 @@ class Supervisor:
         if pool is not None and wid in pool.procs:
             proc = pool.procs[wid]
             loop.remove_reader(proc.sentinel)
-            proc.join(0)
+            # The sentinel fires when the child's descriptors close, a moment before it can be
+            # reaped: a blocking reap (join with a timeout) gets the real exit status, not None.
+            proc.join(1)
             pool.inbox.put_nowait(WorkerDied(worker=wid, exitcode=proc.exitcode))
         elif wid in self.idlers:
             acct = self.idlers.pop(wid)
