@@ -71,7 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--maxsize", type=int, metavar="BYTES", help="skip messages larger than this")
     p.add_argument("--maxage", type=float, metavar="DAYS", help="copy only messages at most this old")
     p.add_argument("--minage", type=float, metavar="DAYS", help="copy only messages at least this old")
-    p.add_argument("--delete2", action="store_true", help="delete on DST what was deleted on SRC")
+    p.add_argument(
+        "--delete2",
+        action="store_true",
+        help="delete on DST the messages this migration copied (or paired) that SRC has deleted since",
+    )
     p.add_argument("--force-deletes", action="store_true", help="let --delete2 delete over the guard")
     p.add_argument("--dry-run", action="store_true", help="say what would be copied; change nothing")
     p.add_argument("--verify", action="store_true", help="compare both sides after copying")
@@ -245,7 +249,7 @@ def _account_code(job: Job, run_code: int, stopped_by_errors: bool) -> int:
 
 def _finish(job: Job, args: argparse.Namespace, seconds: float, many: bool) -> None:
     verify = None
-    wanted = (args.delete2 or args.verify) and not args.dry_run
+    wanted = args.verify and not args.dry_run
     if wanted and job.pre is not None and job.code in (0, 1):
         verify = _post_pass(job, args)
         if verify is not None and not verify["clean"]:
@@ -261,8 +265,10 @@ def _finish(job: Job, args: argparse.Namespace, seconds: float, many: bool) -> N
 
 
 def _post_pass(job: Job, args: argparse.Namespace) -> dict[str, Any] | None:
-    """--delete2's mirror pass, then --verify, on one fresh connection per side."""
-    from fastsync.migrate_verify import mirror, verify
+    """--verify, on one fresh connection per side. (--delete2 needs no pass of its own: the
+    sync deletes on DST, through its state, only what it had paired with a SRC message that
+    SRC deleted since; mail that was never on SRC is not touched.)"""
+    from fastsync.migrate_verify import verify
 
     assert job.pre is not None
     account, dst_repo = _repos(job, args)
@@ -271,27 +277,12 @@ def _post_pass(job: Job, args: argparse.Namespace) -> dict[str, Any] | None:
         try:
             dst = open_side(dst_repo, job.dst_pw, "DST")
             try:
-                if args.delete2:
-                    _mirror_result(
-                        job, mirror(src, dst, job.pre.maps, max_percent=50, force=args.force_deletes)
-                    )
-                return verify(src, dst, job.pre.maps, args.maxsize) if args.verify else None
+                return verify(src, dst, job.pre.maps, args.maxsize)
             finally:
                 dst.close()
         finally:
             src.close()
     except (SideFailed, FastsyncError) as e:
-        print(f"fastsync migrate: {'verify' if args.verify else 'delete2'}: {e}", file=sys.stderr)
+        print(f"fastsync migrate: verify: {e}", file=sys.stderr)
         job.code = max(job.code, int(ExitCode.PARTIAL))
         return None
-
-
-def _mirror_result(job: Job, done: dict[str, int | str]) -> None:
-    for folder, what in done.items():
-        f = job.result.folders[folder]
-        if isinstance(what, int):
-            f.deleted += what
-        else:
-            f.error = f.error or what
-            print(f"ERROR: delete2: {folder!r} -> {f.dst!r}: {what}", file=sys.stderr)
-            job.code = max(job.code, int(ExitCode.PARTIAL))

@@ -211,6 +211,7 @@ class Collector(UI):
         elif isinstance(e, ev.JobDone) and e.folder in r.folders:
             f = r.folders[e.folder]
             f.copied, f.failed, f.bytes = e.stats.to_near, e.stats.errors, e.stats.bytes
+            f.deleted = e.stats.del_near  # --delete2: pairs whose SRC message was deleted
             f.seconds = time.monotonic() - self.started.get((account, e.folder), time.monotonic())
         elif isinstance(e, ev.JobFailed) and e.folder in r.folders:
             r.folders[e.folder].error = e.message

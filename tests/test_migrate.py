@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -266,27 +267,49 @@ def test_errorsmax_stops_the_run_after_that_many_message_errors(mig: Mig) -> Non
     assert "stopping after 2 message errors" in proc.stderr
 
 
-def test_delete2_removes_on_the_destination_what_the_source_deleted_and_only_then(mig: Mig) -> None:
-    for i in range(10):
-        append(mig.src, "INBOX", message(i))
-    mig.run()
-    c = mig.src.connect()
+def _delete_on(user: User, *msgids: str) -> None:
+    c = user.connect()
     try:
         c.select_folder("INBOX")
-        c.delete_messages(c.search(["HEADER", "Message-ID", "<m3@example.org>"]))
+        for msgid in msgids:
+            c.delete_messages(c.search(["HEADER", "Message-ID", msgid]))
         c.expunge()
     finally:
         c.logout()
-    append(mig.dst, "INBOX", message(77, tag="only-on-dst"))
+
+
+def _dst_ids(mig: Mig) -> set[bytes]:
+    ids = set()
+    for _flags, data, _date in folder_messages(mig.dst, "INBOX").values():
+        ids.add(re.search(rb"Message-ID: <([^>]+)>", data).group(1))
+    return ids
+
+
+def test_delete2_deletes_only_what_the_migration_copied_and_the_source_deleted(mig: Mig) -> None:
+    for i in range(10):
+        append(mig.src, "INBOX", message(i))
     mig.run()
-    assert len(folder_messages(mig.dst, "INBOX")) == 11  # off by default
-    out = mig.run("--delete2", "--verify").stdout
-    assert "2 deleted on the destination" in out and "verify: clean" in out
-    assert contents(folder_messages(mig.src, "INBOX")) == contents(folder_messages(mig.dst, "INBOX"))
-    for i in range(12):  # a destination mostly unknown to the source trips the deletion guard
-        append(mig.dst, "INBOX", message(100 + i, tag="stray"))
+    append(mig.dst, "INBOX", message(77, tag="only-on-dst"))  # never on SRC: never deleted
+    _delete_on(mig.src, "<m3@example.org>")
+    proc = mig.run("--delete2", "--verify", expect=1)  # verify finds the DST-only message
+    assert "1 deleted on the destination" in proc.stdout, proc.stdout
+    assert "verify: DIFFERENCES" in proc.stdout and "extra on dst: <only-on-dst77@example.org>" in proc.stdout
+    kept = {f"m{i}@example.org".encode() for i in range(10) if i != 3}
+    assert _dst_ids(mig) == kept | {b"only-on-dst77@example.org"}
+    _delete_on(mig.src, "<m4@example.org>")
+    mig.run()  # deletions are off by default, and this run's state forgets the pair
+    assert b"m4@example.org" in _dst_ids(mig)
+    mig.run("--delete2")
+    assert b"m4@example.org" in _dst_ids(mig), "a deletion seen by a run without --delete2 is not carried"
+    # the deletion guard: SRC deletes 6 of its 8 remaining messages
+    _delete_on(mig.src, *(f"<m{i}@example.org>" for i in (0, 1, 2, 5, 6, 7)))
     proc = mig.run("--delete2", expect=1)
-    assert "would delete 12 of 21" in proc.stderr and len(folder_messages(mig.dst, "INBOX")) == 21
+    assert "would delete 6 of 10" in proc.stderr, proc.stderr
+    assert len(folder_messages(mig.dst, "INBOX")) == 10
+    mig.run("--delete2", "--force-deletes")
+    assert _dst_ids(mig) == {
+        b"m4@example.org", b"m8@example.org", b"m9@example.org", b"only-on-dst77@example.org",
+    }
 
 
 def test_maxage_and_minage_copy_only_messages_inside_the_date_window(mig: Mig) -> None:
