@@ -281,10 +281,10 @@ class Supervisor:
             self.ui.account_done(summary)
             return
         pool = _Pool(account=self.config.accounts[name], jobs=self.ctx.Queue())
+        index = 0
         try:
             if self._continuous(pool.account):
                 self._start_idlers(acct, pool.account)
-            index = 0
             while not self.stopping:
                 account = self.config.accounts.get(name, pool.account)
                 quick = quick_due(account.quick, self.opts.quick, index) or acct.quick_next
@@ -308,8 +308,8 @@ class Supervisor:
             await self._shutdown_pool(pool)
             pool.jobs.close()
             result = self.results.get(name)
-            if result is not None and result.config_error:
-                lock.discard()  # stopped before writing anything: leave no trace either
+            if index == 1 and result is not None and result.config_error:
+                lock.discard()  # the first sync stopped before writing anything: leave no trace
             else:
                 lock.release()
 

@@ -82,6 +82,7 @@ def test_hostile_folder_names_from_the_server_are_refused_and_nothing_lands_outs
 @pytest.mark.parametrize("sep", [".", "/"])
 def test_maildir_store_refuses_every_unsafe_folder_name(tmp_path, sep):
     root = tmp_path / "root" / "Mail"
+    root.mkdir(parents=True)  # an existing root: nothing may appear beside it or inside it
     store = MaildirStore(root, sep, fsync=False)
     store.connect()
     names = ["../../x", "a/../../b", "/abs", ".", "..", "a\x00b", "c\rd", "L" * 300, "", "x/../..",
@@ -92,6 +93,7 @@ def test_maildir_store_refuses_every_unsafe_folder_name(tmp_path, sep):
         assert "refused" in str(e.value) or "Maildir" in str(e.value)
     assert [p for p in (tmp_path / "root").rglob("*") if p != root] == []
     assert sorted(os.listdir(tmp_path)) == ["root"]
+    assert list(root.iterdir()) == []
 
 
 # -- messages -----------------------------------------------------------------------------
