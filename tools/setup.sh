@@ -17,7 +17,7 @@ command -v xwd >/dev/null || pkgs+=(x11-apps)
 dpkg -s python3-tk >/dev/null 2>&1 || pkgs+=(python3-tk)
 # Debian's python3 has no venv/ensurepip without python3-venv (a pyenv Python has both).
 py=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ] && ! "$py" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+if ! "$py" -c 'import ensurepip, venv' >/dev/null 2>&1; then
   pkgs+=(python3-venv)
 fi
 if [ "${1:-}" = "--bench" ]; then
