@@ -74,7 +74,9 @@ class Peer:
 
 
 class Fastsync(Peer):
-    connections = 4
+    def __init__(self, name: str, work: Path, connections: int = 4) -> None:
+        super().__init__(name, work)
+        self.connections = connections
 
     def command(self, acct: Account) -> list[str]:
         cfg = self.work / "fastsyncrc"
@@ -160,6 +162,7 @@ class LimitClient(Peer):
 def make_peers(root: Path, names: list[str]) -> list[Peer]:
     known: dict[str, Peer] = {
         "fastsync": Fastsync("fastsync", root / "fastsync"),
+        "fastsync-1": Fastsync("fastsync-1", root / "fastsync-1", 1),
         "mbsync": Mbsync("mbsync", root / "mbsync"),
         "offlineimap-1": Offlineimap("offlineimap-1", root / "offlineimap-1", 1),
         "offlineimap-4": Offlineimap("offlineimap-4", root / "offlineimap-4", 4),

@@ -19,7 +19,7 @@ from fastsync.folders import FolderPair
 Level = Literal["info", "warning", "error"]
 InfoLevel = Literal["info", "warning", "error", "newmail", "idle"]  # newmail/idle: from IDLE watchers
 WorkKind = Literal["to_near", "to_far", "flags", "delete", "list"]
-FailScope = Literal["folder", "account", "interrupted"]
+FailScope = Literal["folder", "account", "config", "interrupted"]  # config: nothing written
 
 
 class FolderStats(msgspec.Struct, array_like=True):
@@ -137,6 +137,7 @@ class JobFailed(_Tagged):
     message: str
     part: int = 0
     account: str = ""
+    stats: FolderStats = msgspec.field(default_factory=FolderStats)  # interrupted: what was done
 
 
 WorkerEvent = WorkerUp | Discovered | JobStarted | Progress | Info | JobDone | JobFailed
@@ -154,6 +155,7 @@ class AccountSummary(msgspec.Struct):
     failed: bool = False
     locked: bool = False
     interrupted: bool = False
+    config_error: bool = False  # failed on a configuration error (exit 2); nothing was written
 
     @property
     def errors(self) -> int:

@@ -4,10 +4,14 @@ process tree of a running fastsync."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import random
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -109,16 +113,72 @@ def popen_fastsync(env: SyncEnv, *args: str, ui: str = "Noninteractive.Quiet") -
 
 
 def workers_of(pid: int) -> list[psutil.Process]:
-    """The worker processes of a running fastsync: the children of its forkserver."""
+    """The worker processes of a running fastsync: the supervisor's children forked from it
+    (the start method is ``fork``, so they run the supervisor's command line; a hook's shell
+    does not)."""
     try:
         main = psutil.Process(pid)
+        cmdline = main.cmdline()
         out = []
         for child in main.children():
-            if any("forkserver" in part for part in child.cmdline()):
-                out.extend(child.children())
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if child.cmdline() == cmdline and child.status() != psutil.STATUS_ZOMBIE:
+                    out.append(child)
         return out
     except psutil.NoSuchProcess:
         return []
+
+
+class JsonRun:
+    """A fastsync run with the JSON UI whose event lines are read as they come (a thread)."""
+
+    def __init__(self, env: SyncEnv, *args: str) -> None:
+        self.proc = popen_fastsync(env, *args, ui="JSON")
+        self.events: list[dict[str, Any]] = []
+        self.stderr = b""
+        self._lock = threading.Lock()
+        self._readers = [threading.Thread(target=f, daemon=True) for f in (self._read, self._read_err)]
+        for t in self._readers:
+            t.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._lock:
+                self.events.append(json.loads(line))
+
+    def _read_err(self) -> None:
+        assert self.proc.stderr is not None
+        self.stderr = self.proc.stderr.read()
+
+    def seen(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.events)
+
+    def busy(self) -> dict[int, str]:
+        """pid -> folder of the workers that started a folder's sync and have not ended it."""
+        pids: dict[int, int] = {}
+        busy: dict[int, str] = {}
+        for e in self.seen():
+            if e["type"] == "worker_up":
+                pids[e["worker"]] = e["pid"]
+            elif e["type"] == "job_started" and not e["part"]:
+                busy[e["worker"]] = e["folder"]
+            elif e["type"] in ("job_done", "job_failed"):
+                busy.pop(e["worker"], None)
+        return {pids[w]: f for w, f in busy.items() if w in pids}
+
+    def finish(self, timeout: float = 120) -> tuple[int, str]:
+        """Exit code and stderr once the run has ended (killed after ``timeout``)."""
+        try:
+            self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        for t in self._readers:
+            t.join(5)
+        return self.proc.returncode, self.stderr.decode()
 
 
 def tree_of(pid: int) -> list[psutil.Process]:

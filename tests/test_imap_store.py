@@ -6,6 +6,7 @@ from __future__ import annotations
 import imaplib
 import re
 import secrets
+import ssl
 import time
 from collections.abc import Callable
 
@@ -175,7 +176,12 @@ def test_starttls_discards_the_greetings_capabilities_and_asks_again_after_the_h
             sslcacertfile=str(dovecot.ca_cert),
         )
         try:
-            plaintext = bytes(proxy.up_log).split(b"STARTTLS", 1)[0]
+            # STARTTLS was sent in the clear, and everything after it (LOGIN, the password) is not
+            up = bytes(proxy.up_log)
+            assert re.search(rb"^\S+ STARTTLS\r\n", up, re.M), up[:200]
+            assert b"LOGIN" not in up.upper() and imap_user.password.encode() not in up
+            assert isinstance(s.client._imap.sock, ssl.SSLSocket)
+            plaintext = up.split(b"STARTTLS", 1)[0]
             assert b"XPRETLS" in bytes(proxy.down_log)  # the greeting was marked ...
             assert b"CAPABILITY" not in plaintext.upper()  # ... and believed without asking
             # imaplib's list was asked again over TLS; ours comes from LOGIN

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fastsync.errors import FolderError, MessageError
+from fastsync.errors import FolderError, MessageError, StoreError
 from fastsync.model import FLAGGED, REPLIED, SEEN, Outgoing, content_key, flags_from_maildir
 from fastsync.stores import maildir_io
 from fastsync.stores.base import FolderStatus
@@ -32,7 +32,13 @@ def root(tmp_path: Path) -> Path:
     return tmp_path / "mail"
 
 
-def open_store(root: Path, sep: str = ".", *, readonly: bool = False, dry_run: bool = False) -> MaildirStore:
+def open_store(
+    root: Path, sep: str = ".", *, readonly: bool = False, dry_run: bool = False, make_root: bool = True
+) -> MaildirStore:
+    """A connected store on ``root``, made first (empty, 0700) unless read-only, a dry run, or
+    ``make_root=False``: the store itself creates a missing root only with its first folder."""
+    if make_root and not (readonly or dry_run):
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
     store = MaildirStore(root, sep, readonly=readonly, dry_run=dry_run)
     store.connect()
     return store
@@ -58,10 +64,19 @@ def deliver(folder: Path, name: str, data: bytes = b"From: x\n\nbody\n", sub: st
     return path
 
 
-def test_connect_creates_root_private(root: Path) -> None:
-    open_store(root / "deep")
+def test_connect_writes_nothing_and_the_first_folder_creates_the_root_private(root: Path) -> None:
+    s = open_store(root / "deep", make_root=False)
+    assert not root.exists(), "connect alone must not create the root"
+    assert s.list_folders() == []
+    s.create_folder("INBOX")
     assert stat.S_IMODE((root / "deep").stat().st_mode) == 0o700
     assert stat.S_IMODE(root.stat().st_mode) == 0o700
+
+
+def test_connect_refuses_a_root_that_cannot_be_created(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(StoreError, match="cannot create root"):
+        open_store(tmp_path / "file" / "mail", make_root=False)
 
 
 def test_readonly_and_dry_run_do_not_create_root_and_list_empty(root: Path) -> None:
@@ -340,7 +355,7 @@ def test_readonly_refuses_every_write(root: Path) -> None:
 def test_modes_private_whatever_the_umask(root: Path, umask: int) -> None:
     old = os.umask(umask)
     try:
-        s = open_store(root, "/")
+        s = open_store(root, "/", make_root=False)  # the store makes the root too
         s.create_folder("a/b")
         s.select("a/b")
         s.append([msg(1)])

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -266,27 +268,49 @@ def test_errorsmax_stops_the_run_after_that_many_message_errors(mig: Mig) -> Non
     assert "stopping after 2 message errors" in proc.stderr
 
 
-def test_delete2_removes_on_the_destination_what_the_source_deleted_and_only_then(mig: Mig) -> None:
-    for i in range(10):
-        append(mig.src, "INBOX", message(i))
-    mig.run()
-    c = mig.src.connect()
+def _delete_on(user: User, *msgids: str) -> None:
+    c = user.connect()
     try:
         c.select_folder("INBOX")
-        c.delete_messages(c.search(["HEADER", "Message-ID", "<m3@example.org>"]))
+        for msgid in msgids:
+            c.delete_messages(c.search(["HEADER", "Message-ID", msgid]))
         c.expunge()
     finally:
         c.logout()
-    append(mig.dst, "INBOX", message(77, tag="only-on-dst"))
+
+
+def _dst_ids(mig: Mig) -> set[bytes]:
+    ids = set()
+    for _flags, data, _date in folder_messages(mig.dst, "INBOX").values():
+        ids.add(re.search(rb"Message-ID: <([^>]+)>", data).group(1))
+    return ids
+
+
+def test_delete2_deletes_only_what_the_migration_copied_and_the_source_deleted(mig: Mig) -> None:
+    for i in range(10):
+        append(mig.src, "INBOX", message(i))
     mig.run()
-    assert len(folder_messages(mig.dst, "INBOX")) == 11  # off by default
-    out = mig.run("--delete2", "--verify").stdout
-    assert "2 deleted on the destination" in out and "verify: clean" in out
-    assert contents(folder_messages(mig.src, "INBOX")) == contents(folder_messages(mig.dst, "INBOX"))
-    for i in range(12):  # a destination mostly unknown to the source trips the deletion guard
-        append(mig.dst, "INBOX", message(100 + i, tag="stray"))
+    append(mig.dst, "INBOX", message(77, tag="only-on-dst"))  # never on SRC: never deleted
+    _delete_on(mig.src, "<m3@example.org>")
+    proc = mig.run("--delete2", "--verify", expect=1)  # verify finds the DST-only message
+    assert "1 deleted on the destination" in proc.stdout, proc.stdout
+    assert "verify: DIFFERENCES" in proc.stdout and "extra on dst: <only-on-dst77@example.org>" in proc.stdout
+    kept = {f"m{i}@example.org".encode() for i in range(10) if i != 3}
+    assert _dst_ids(mig) == kept | {b"only-on-dst77@example.org"}
+    _delete_on(mig.src, "<m4@example.org>")
+    mig.run()  # deletions are off by default, and this run's state forgets the pair
+    assert b"m4@example.org" in _dst_ids(mig)
+    mig.run("--delete2")
+    assert b"m4@example.org" in _dst_ids(mig), "a deletion seen by a run without --delete2 is not carried"
+    # the deletion guard: SRC deletes 6 of its 8 remaining messages
+    _delete_on(mig.src, *(f"<m{i}@example.org>" for i in (0, 1, 2, 5, 6, 7)))
     proc = mig.run("--delete2", expect=1)
-    assert "would delete 12 of 21" in proc.stderr and len(folder_messages(mig.dst, "INBOX")) == 21
+    assert "would delete 6 of 10" in proc.stderr, proc.stderr
+    assert len(folder_messages(mig.dst, "INBOX")) == 10
+    mig.run("--delete2", "--force-deletes")
+    assert _dst_ids(mig) == {
+        b"m4@example.org", b"m8@example.org", b"m9@example.org", b"only-on-dst77@example.org",
+    }
 
 
 def test_maxage_and_minage_copy_only_messages_inside_the_date_window(mig: Mig) -> None:
@@ -302,3 +326,68 @@ def test_maxage_and_minage_copy_only_messages_inside_the_date_window(mig: Mig) -
         b"Message-ID: <age10@t>\r\nSubject: 10 days old\r\n\r\nx\r\n",
         b"Message-ID: <age100@t>\r\nSubject: 100 days old\r\n\r\nx\r\n",
     }
+
+
+def test_another_run_holding_the_migrations_lock_exits_4(mig: Mig) -> None:
+    from fastsync.migrate.urls import migration_id, parse_endpoint
+    from fastsync.state import AccountLock
+
+    append(mig.src, "INBOX", message(1))
+    src = parse_endpoint(mig.url(mig.src), "SRC", plain=True)
+    name = migration_id(src, parse_endpoint(mig.url(mig.dst), "DST", plain=True))
+    with AccountLock(mig.tmp / "meta", name):
+        proc = mig.run(expect=4)
+    assert "locked by another fastsync" in proc.stderr, proc.stderr
+    assert folder_messages(mig.dst, "INBOX") == {}
+    mig.run()  # the lock released: the same migration goes through
+    assert len(folder_messages(mig.dst, "INBOX")) == 1
+
+
+def test_a_source_that_cannot_be_reached_exits_12(mig: Mig) -> None:
+    argv = mig.argv()
+    src = mig.url(mig.src)
+    closed = [a.replace(f":{mig.src.server.port}", ":1") if a == src else a for a in argv]
+    proc = subprocess.run(closed, capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
+    assert proc.returncode == 12 and "SRC" in proc.stderr and "cannot connect" in proc.stderr, proc.stderr
+
+
+def test_a_destination_over_quota_exits_14(dovecot: Dovecot, slash_dovecot: Dovecot, tmp_path: Path) -> None:
+    dst = slash_dovecot.add_user(
+        f"full-{secrets.token_hex(3)}", secrets.token_urlsafe(12), "userdb_quota_rule=*:messages=3"
+    )
+    mig = Mig(new_user(dovecot, "src"), dst, tmp_path)
+    for i in range(6):
+        append(mig.src, "INBOX", message(i))
+    proc = mig.run("--workers", "1", expect=14)
+    assert "quota" in proc.stderr.lower(), proc.stderr
+    assert len(folder_messages(mig.dst, "INBOX")) == 3
+
+
+def test_sigterm_stops_a_migration_with_exit_130_and_the_rerun_completes_it(mig: Mig) -> None:
+    generate(
+        mig.src.maildir, CorpusSpec(folders=["INBOX"], messages=400, seed=6, size_mix="small", weird=False)
+    )
+    proc = subprocess.Popen(
+        mig.argv("--workers", "1", "--batch-messages", "4"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        copied = 0
+        while time.monotonic() < deadline and copied < 40 and proc.poll() is None:
+            time.sleep(0.05)
+            copied = len(folder_messages(mig.dst, "INBOX")) if "INBOX" in folder_names(mig.dst) else 0
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err.decode()
+    assert 0 < len(folder_messages(mig.dst, "INBOX")) < 400
+    assert "verify: clean" in mig.run("--verify").stdout
+    assert len(folder_messages(mig.dst, "INBOX")) == 400

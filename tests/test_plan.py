@@ -174,6 +174,7 @@ def do_edits(box: Box, ops) -> None:
 def test_edits_on_both_sides_converge_and_a_third_run_changes_nothing(far_items, data):
     far, near = boxes_from(far_items, [])
     _, state = sync(far, near, None)
+    paired = state.pairs.items()  # (far UID, near UID, flags) after the first sync
     far_ops = data.draw(edits(far))
     near_ops = data.draw(edits(near))
     do_edits(far, far_ops)
@@ -184,7 +185,12 @@ def test_edits_on_both_sides_converge_and_a_third_run_changes_nothing(far_items,
     added = [c for op, c, _ in far_ops + near_ops if op == "add"]
     for c in added:
         assert c in {x for x, _ in far.contents()}
-    # a message that one side deleted is gone from both
+    # a message that one side deleted is gone from both; one neither side deleted is on both
+    gone_far = {uid for op, uid, _ in far_ops if op == "delete"}
+    gone_near = {uid for op, uid, _ in near_ops if op == "delete"}
+    for fu, nu, _fl in paired:
+        deleted = fu in gone_far or nu in gone_near
+        assert (fu in far.msgs, nu in near.msgs) == ((False, False) if deleted else (True, True)), (fu, nu)
     p3, _ = sync(far, near, state)
     assert p3.is_empty(), p3
 

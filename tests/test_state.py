@@ -554,6 +554,49 @@ def test_lock_is_exclusive_within_one_process_too(tmp_path: Path) -> None:
         AccountLock(tmp_path, "acct").acquire()
 
 
+def test_discarded_lock_leaves_no_file_and_no_directory_it_made(tmp_path: Path) -> None:
+    meta = tmp_path / "meta"
+    lock = AccountLock(meta, "acct")
+    lock.acquire()
+    assert lock.path.is_file()
+    lock.discard()
+    assert not lock.held and not meta.exists()
+    (meta / "keep").mkdir(parents=True)  # a metadata dir that was there before stays
+    lock = AccountLock(meta, "acct")
+    lock.acquire()
+    lock.discard()
+    assert sorted(p.name for p in meta.iterdir()) == ["keep"]
+
+
+def test_lock_taken_on_a_file_its_holder_discarded_meanwhile_is_taken_again_on_the_new_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fcntl
+
+    holder = AccountLock(tmp_path, "acct")
+    holder.acquire()
+    late = AccountLock(tmp_path, "acct")
+    real_open_and_lock = late._open_and_lock
+    raced: list[int] = []
+
+    def racing() -> int:
+        if raced:
+            return real_open_and_lock()
+        fd = os.open(holder.path, os.O_RDWR)  # opened the old file, then its holder discarded it
+        holder.discard()
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        raced.append(fd)
+        return fd
+
+    monkeypatch.setattr(late, "_open_and_lock", racing)
+    late.acquire()
+    assert raced and late.held
+    # the lock held is the file at the path: a third process is refused
+    with pytest.raises(LockedError):
+        AccountLock(tmp_path, "acct").acquire()
+    late.release()
+
+
 # -- part states (range copies of a huge folder) -----------------------------------------
 
 

@@ -152,10 +152,11 @@ def test_nametrans_collision_is_a_config_error_naming_both_and_writes_nothing(en
     fill(env, 10, ["INBOX", "A", "B"])
     env.remote_opts["nametrans"] = "lambda f: 'Same' if f in ('A', 'B') else f"
     env.write_config()
-    proc = env.run(expect=None)
-    assert proc.returncode != 0
+    proc = env.run(expect=2)
     assert "'A'" in proc.stderr and "'B'" in proc.stderr and "nametrans" in proc.stderr
-    assert not env.maildir.exists() or not any(env.maildir.rglob("*:2,*"))
+    assert not env.maildir.exists(), sorted(env.maildir.rglob("*"))
+    assert not env.metadata.exists(), sorted(env.metadata.rglob("*"))  # no lock, no account dir
+    assert env.server_folders() == ["A", "B", "INBOX"]  # and nothing created on the server
 
 
 def test_wrong_password_is_one_clear_line_and_exit_3(env):

@@ -243,8 +243,9 @@ class Dovecot:
 
     # -- users -------------------------------------------------------------------------------
 
-    def add_user(self, name: str, password: str) -> User:
-        """Add a passwd-file user with an empty Maildir; it can log in at once, even after start."""
+    def add_user(self, name: str, password: str, userdb_fields: str = "") -> User:
+        """Add a passwd-file user with an empty Maildir; it can log in at once, even after start.
+        ``userdb_fields``: the passwd-file's extra fields, e.g. ``userdb_quota_rule=*:messages=3``."""
         if not name or any(c in name for c in ":/\n\t %") or name.startswith("."):
             raise ValueError(f"Dovecot user name {name!r} has characters the passwd-file cannot hold")
         if ":" in password or "\n" in password:
@@ -259,7 +260,7 @@ class Dovecot:
             for path in (home, maildir, *(maildir / sub for sub in ("cur", "new", "tmp"))):
                 os.chown(path, *self.mail_owner)
         user = User(name=name, password=password, maildir=maildir, server=self)
-        self._write_passwd_file(user)
+        self._write_passwd_file(user, userdb_fields)
         self.users[name] = user
         return user
 
@@ -267,13 +268,13 @@ class Dovecot:
         """A user's home as the mail processes see it (inside the chroot when root)."""
         return f"/{name}" if self._uid == 0 else str(self.mail_dir / name)
 
-    def _write_passwd_file(self, user: User) -> None:
+    def _write_passwd_file(self, user: User, userdb_fields: str = "") -> None:
         # One passwd-file per user (the path has %u): Dovecot's auth process stats a known
         # passwd-file at most once a second, so a user added to a shared file right after a
         # lookup would stay unknown for up to a second; a new file is read on first lookup.
         # Renamed into place so the auth process never reads a half-written file. The uid
         # and gid fields stay empty: mail_uid/mail_gid in the config give the owner.
-        line = f"{user.name}:{{PLAIN}}{user.password}::::{self._home(user.name)}::\n"
+        line = f"{user.name}:{{PLAIN}}{user.password}::::{self._home(user.name)}::{userdb_fields}\n"
         path = self.users_dir / user.name
         tmp = self.users_dir / f".{user.name}.tmp"
         tmp.write_text(line, encoding="utf-8")

@@ -25,6 +25,11 @@ for p in libxapian30 libpcre3 libical3 libclamav12 libicu72 libjansson4 libzephy
 done
 # fastsync[dist] (migrate --queue, worker, batch): its tests start a private redis-server.
 command -v redis-server >/dev/null || pkgs+=(redis-server)
+# Debian's python3 has no venv/ensurepip without python3-venv (a pyenv Python has both).
+py=${PYTHON:-python3}
+if ! "$py" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  pkgs+=(python3-venv)
+fi
 if [ "${1:-}" = "--bench" ]; then
   command -v mbsync >/dev/null || pkgs+=(isync)
   command -v offlineimap >/dev/null || pkgs+=(offlineimap3)
@@ -55,10 +60,9 @@ unpack() {
 unpack cyrus cyrus-common cyrus-imapd
 unpack courier courier-base courier-imap
 
-py=${PYTHON:-python3}
 "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "setup: Python >= 3.11 needed" >&2; exit 1; }
 if [ ! -x .venv/bin/python ]; then
-  "$py" -m venv .venv || { echo "setup: cannot create .venv (apt-get install python3-venv?)" >&2; exit 1; }
+  "$py" -m venv .venv || { echo "setup: cannot create .venv with $py" >&2; exit 1; }
 fi
 stamp=.venv/.fastsync-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then

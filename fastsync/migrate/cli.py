@@ -52,7 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--maxsize", type=int, metavar="BYTES", help="skip messages larger than this")
     p.add_argument("--maxage", type=float, metavar="DAYS", help="copy only messages at most this old")
     p.add_argument("--minage", type=float, metavar="DAYS", help="copy only messages at least this old")
-    p.add_argument("--delete2", action="store_true", help="delete on DST what was deleted on SRC")
+    p.add_argument(
+        "--delete2",
+        action="store_true",
+        help="delete on DST the messages this migration copied (or paired) that SRC has deleted since",
+    )
     p.add_argument("--force-deletes", action="store_true", help="let --delete2 delete over the guard")
     p.add_argument("--dry-run", action="store_true", help="say what would be copied; change nothing")
     p.add_argument(

@@ -1,5 +1,5 @@
 """The migration of a list of accounts: check both sides, map folders, copy through the
-supervisor, then --delete2's mirror pass and --verify; one exit code per account.
+supervisor (--delete2 deletes through the sync's state), then --verify; one exit code per account.
 
 With no state, messages already on DST are recognised by content (header block + size; then
 Message-ID + INTERNALDATE + size, which survives a server rewriting header bytes in place).
@@ -198,7 +198,7 @@ def _account_code(job: Job, run_code: int, stopped_by_errors: bool) -> int:
 
 def _finish(job: Job, args: argparse.Namespace, seconds: float, many: bool) -> None:
     verify = None
-    wanted = (args.delete2 or args.verify) and not args.dry_run
+    wanted = args.verify and not args.dry_run
     if wanted and job.pre is not None and job.code in (0, 1):
         verify = _post_pass(job, args)
         if verify is not None and not verify["clean"]:
@@ -214,8 +214,10 @@ def _finish(job: Job, args: argparse.Namespace, seconds: float, many: bool) -> N
 
 
 def _post_pass(job: Job, args: argparse.Namespace) -> dict[str, Any] | None:
-    """--delete2's mirror pass, then --verify, on one fresh connection per side."""
-    from fastsync.migrate.verify import mirror, verify
+    """--verify, on one fresh connection per side. (--delete2 needs no pass of its own: the
+    sync deletes on DST, through its state, only what it had paired with a SRC message that
+    SRC deleted since; mail that was never on SRC is not touched.)"""
+    from fastsync.migrate.verify import verify
 
     assert job.pre is not None
     account, dst_repo = _repos(job, args)
@@ -224,10 +226,6 @@ def _post_pass(job: Job, args: argparse.Namespace) -> dict[str, Any] | None:
         try:
             dst = open_side(dst_repo, job.dst_pw, "DST")
             try:
-                if args.delete2:
-                    _mirror_result(
-                        job, mirror(src, dst, job.pre.maps, max_percent=50, force=args.force_deletes)
-                    )
                 if not args.verify:
                     return None
                 return verify(src, dst, job.pre.maps, args.maxsize, mode=args.verify)
@@ -236,17 +234,6 @@ def _post_pass(job: Job, args: argparse.Namespace) -> dict[str, Any] | None:
         finally:
             src.close()
     except (SideFailed, FastsyncError) as e:
-        print(f"fastsync migrate: {'verify' if args.verify else 'delete2'}: {e}", file=sys.stderr)
+        print(f"fastsync migrate: verify: {e}", file=sys.stderr)
         job.code = max(job.code, int(ExitCode.PARTIAL))
         return None
-
-
-def _mirror_result(job: Job, done: dict[str, int | str]) -> None:
-    for folder, what in done.items():
-        f = job.result.folders[folder]
-        if isinstance(what, int):
-            f.deleted += what
-        else:
-            f.error = f.error or what
-            print(f"ERROR: delete2: {folder!r} -> {f.dst!r}: {what}", file=sys.stderr)
-            job.code = max(job.code, int(ExitCode.PARTIAL))

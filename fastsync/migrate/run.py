@@ -206,9 +206,13 @@ class Collector(UI):
             f = r.folders[e.folder]
             f.copied, f.failed, f.bytes = e.stats.to_near, e.stats.errors, e.stats.bytes
             f.altered = e.stats.altered
+            f.deleted = e.stats.del_near  # --delete2: pairs whose SRC message was deleted
             f.seconds = time.monotonic() - self.started.get(key, time.monotonic())
         else:
-            r.folders[e.folder].error = e.message
+            f = r.folders[e.folder]
+            f.error = e.message
+            if e.scope == "interrupted":  # stopped (SIGTERM, a slice's end): what it had stored
+                f.copied, f.bytes = e.stats.to_near, e.stats.bytes
 
     def _info(self, r: AccountResult, e: ev.Info) -> None:
         if e.level == "error":

@@ -132,34 +132,3 @@ def verify_text(result: dict[str, Any]) -> str:
             for item in f[label]:
                 lines.append(f"    {label.replace('_', ' ')}: {item}")
     return "\n".join(lines)
-
-
-def mirror(
-    src: ImapStore, dst: ImapStore, maps: list[FolderMap], *, max_percent: int, force: bool
-) -> dict[str, int | str]:
-    """--delete2: delete destination messages whose identity the source folder does not hold.
-
-    Only identities absent from the source are deleted, never surplus duplicates of one it
-    holds, so a message paired in the state (same content on both sides) is never touched.
-    A folder where this would delete more than ``max_percent`` of the destination (and more
-    than 5 messages) is left alone unless ``force``. Returns, per source folder, the number
-    deleted or why nothing was.
-    """
-    out: dict[str, int | str] = {}
-    for m in maps:
-        if not _exists(dst, m.dst):
-            continue
-        keep = set(uid_identities(src, m.src).values())
-        have = uid_identities(dst, m.dst)  # leaves m.dst selected for the deletion
-        doomed = sorted(uid for uid, ident in have.items() if ident not in keep)
-        if not doomed:
-            continue
-        if not force and len(doomed) > 5 and len(doomed) * 100 > max_percent * len(have):
-            out[m.src] = (
-                f"would delete {len(doomed)} of {len(have)} messages on the destination "
-                f"(more than {max_percent}%); nothing deleted (use --force-deletes if intended)"
-            )
-            continue
-        dst.delete(doomed)
-        out[m.src] = len(doomed)
-    return out

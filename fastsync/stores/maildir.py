@@ -115,7 +115,9 @@ class MaildirStore(Store):
     # --- store -------------------------------------------------------------------------
 
     def connect(self, *, prefetch_listing: bool = False) -> None:
-        """Make sure the root exists (created 0700 unless readonly/dry_run); StoreError if unusable."""
+        """Check that the root is (or can be made) a directory; StoreError if unusable. A missing
+        root is created (0700) with its first folder, so a run that stops before writing any
+        (a configuration error found at discovery) leaves no trace."""
         if self._root.is_dir():
             return
         if self._root.exists():
@@ -123,10 +125,14 @@ class MaildirStore(Store):
         if not self._writes:
             log.info("%s: root %s does not exist; it lists as empty", self._label, self._root)
             return
-        try:
-            self._make_dirs(str(self._root))
-        except OSError as e:
-            raise StoreError(f"{self._label}: cannot create root {str(self._root)!r}: {mio.reason(e)}") from e
+        base = self._root.parent
+        while not base.exists() and base.parent != base:
+            base = base.parent
+        if not base.is_dir() or not os.access(base, os.W_OK | os.X_OK):
+            raise StoreError(
+                f"{self._label}: cannot create root {str(self._root)!r}: "
+                f"{str(base)!r} is not a writable directory"
+            )
 
     def close(self) -> None:
         try:

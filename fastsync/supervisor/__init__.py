@@ -184,6 +184,8 @@ class Supervisor:
         for r in self.results.values():
             if r.locked:
                 worst = max(worst, ExitCode.LOCKED)
+            elif r.config_error:
+                worst = max(worst, ExitCode.CONFIG)
             elif r.failed:
                 worst = max(worst, ExitCode.ACCOUNT)
             elif r.errors or r.folders_failed:
@@ -327,10 +329,10 @@ class Supervisor:
             self.emit(ev.AccountDone(account=name, summary=summary))
             return
         pool = Pool(account=self.config.accounts[name], ctx=self.ctx, events=self.events)
+        index = 0
         try:
             if self._continuous(pool.account):
                 self._start_idlers(acct, pool.account)
-            index = 0
             while not self.stopping:
                 account = self.config.accounts.get(name, pool.account)
                 quick = quick_due(account.quick, self.opts.quick, index) or acct.quick_next
@@ -353,7 +355,11 @@ class Supervisor:
             self._stop_idlers(acct)
             await self._shutdown_pool(pool)
             pool.close()
-            lock.release()
+            result = self.results.get(name)
+            if index == 1 and result is not None and result.config_error:
+                lock.discard()  # the first sync stopped before writing anything: leave no trace
+            else:
+                lock.release()
 
     async def _sync_account(self, account: AccountConfig, pool: Pool, quick: bool) -> AccountSummary:
         summary = AccountSummary(name=account.name)
@@ -518,6 +524,7 @@ class Supervisor:
             if isinstance(e, ev.JobFailed):
                 summary.failed = e.scope != "interrupted"
                 summary.interrupted = e.scope == "interrupted"
+                summary.config_error = e.scope == "config"
                 self._forward(name, e)
                 return None
             if isinstance(e, WorkerDied):

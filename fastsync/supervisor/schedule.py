@@ -71,10 +71,11 @@ class Schedule:
 
     def failed(self, e: ev.JobFailed) -> list[ev.Job]:
         self.busy.pop(e.worker, None)
-        if e.scope == "account":
+        if e.scope in ("account", "config"):  # "config" past discovery: other folders may be written
             self.summary.failed = True
             self.pending.clear()
         elif e.scope == "interrupted":
+            self.summary.stats.add(e.stats)  # what the folder had done before it stopped
             self.summary.interrupted = True
             self.pending.clear()
         elif e.part:

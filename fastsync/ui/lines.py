@@ -55,7 +55,7 @@ def _failed(e: ev.JobFailed) -> list[Line]:
     a = e.account
     if e.scope == "interrupted":
         return []
-    if e.scope == "account":
+    if e.scope in ("account", "config"):
         return [("error", f"account {a}: {e.message}")]
     if e.part:
         return [(

@@ -21,7 +21,7 @@ import msgspec
 from fastsync import events as ev
 from fastsync.config import AccountConfig
 from fastsync.engine import EngineOptions, copy_range, sync_folder
-from fastsync.errors import AccountError, ConnectionLimit, FastsyncError, FolderError, StoreError
+from fastsync.errors import AccountError, ConfigError, ConnectionLimit, FastsyncError, FolderError, StoreError
 from fastsync.folders import FolderPair, load_pythonfile
 from fastsync.state import StateFile, part_path, state_path
 from fastsync.stores import early, make_store
@@ -61,6 +61,7 @@ class Worker:
         self.near: Store | None = None
         self.stopping = False
         self.waiting = False  # blocked on the job queue, between jobs
+        self.copied: dict[str, tuple[int, int]] = {}  # this job's copies so far: what -> (done, bytes)
         self.pyglobals: dict[str, Any] = load_pythonfile(spec.pythonfile) if spec.pythonfile else {}
 
     def emit(self, event: ev.Event) -> None:
@@ -160,8 +161,20 @@ class Worker:
         except AccountError as e:
             self.emit(ev.JobFailed(worker=wid, folder=name, scope="account", message=str(e), part=part))
             self.stopping = True
+        except ConfigError as e:  # e.g. a nametrans collision found at discovery
+            self.emit(ev.JobFailed(worker=wid, folder=name, scope="config", message=str(e), part=part))
+            self.stopping = True
         except Interrupted as e:
-            self.emit(ev.JobFailed(worker=wid, folder=name, scope="interrupted", message=str(e), part=part))
+            done = ev.FolderStats(
+                to_near=self.copied.get("to_near", (0, 0))[0],
+                to_far=self.copied.get("to_far", (0, 0))[0],
+                bytes=sum(nbytes for _n, nbytes in self.copied.values()),
+            )
+            self.emit(
+                ev.JobFailed(
+                    worker=wid, folder=name, scope="interrupted", message=str(e), part=part, stats=done
+                )
+            )
             self.stopping = True
         except FastsyncError as e:
             self.emit(ev.JobFailed(worker=wid, folder=name, scope="folder", message=str(e), part=part))
@@ -246,7 +259,11 @@ class Worker:
             path = part_path(path, job.part)
         statefile = StateFile(path, fsync=s.fsync)
 
+        self.copied = {}
+
         def emit(e: ev.Progress | ev.Info) -> None:
+            if isinstance(e, ev.Progress) and e.what in ("to_near", "to_far"):
+                self.copied[e.what] = (e.done, e.bytes)  # reported once stored: stays done if stopped
             if self.stopping:
                 raise Interrupted(f"{pair.far!r}: stopped on request; progress so far is recorded")
             self.emit(e)
