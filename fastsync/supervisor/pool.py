@@ -62,7 +62,9 @@ class Pool:
         """The sentinel of ``wid`` fired: reap it and queue its death behind its last events."""
         proc = self.procs[wid]
         asyncio.get_running_loop().remove_reader(proc.sentinel)
-        proc.join(0)
+        # The sentinel fires when the child's descriptors close, a moment before it can be
+        # reaped: a blocking reap (join with a timeout) gets the real exit status, not None.
+        proc.join(1)
         self.inbox.put_nowait(WorkerDied(worker=wid, exitcode=proc.exitcode))
 
     def forget_dead(self) -> list[int]:
