@@ -28,7 +28,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -39,6 +39,7 @@ from fastsync.model import Fetched, Outgoing, to_crlf
 from fastsync.stores import maildir_io as mio
 from fastsync.stores import maildir_names as mn
 from fastsync.stores.base import FolderEntry, FolderStatus, Listing, Store
+from fastsync.uidmap import FLAGS_CODE, SIZES_CODE, UidMapBuilder
 
 log = logging.getLogger(__name__)
 
@@ -204,20 +205,21 @@ class MaildirStore(Store):
         if sel.phantom:
             return Listing(flags={}, sizes={})
         loc, fresh = self._classify(sel, self._scan(sel))
-        flags: dict[int, int] = {}
-        sizes: dict[int, int] = {}
-        for uid, (sub, name) in loc.items():
-            flags[uid] = mn.info_flags(mn.split_name(name)[1]) if sub == "cur" else 0
+        flags = UidMapBuilder(FLAGS_CODE)
+        sizes = UidMapBuilder(SIZES_CODE)
+        for uid in sorted(loc):  # sorted here, so the compact maps need no sort of their own
+            sub, name = loc[uid]
+            flags.add(uid, mn.info_flags(mn.split_name(name)[1]) if sub == "cur" else 0)
             if uid > sizes_above:
-                sizes[uid] = mio.file_size(os.path.join(sel.dir, sub, name))
-        for uid, sub, name, info, size in self._number(sel, fresh):
+                sizes.add(uid, mio.file_size(os.path.join(sel.dir, sub, name)))
+        for uid, sub, name, info, size in self._number(sel, fresh):  # above every UID so far
             loc[uid] = (sub, name)
-            flags[uid] = mn.info_flags(info) if sub == "cur" else 0
-            sizes[uid] = size
+            flags.add(uid, mn.info_flags(info) if sub == "cur" else 0)
+            sizes.add(uid, size)
         sel.loc = loc
-        return Listing(flags=flags, sizes=sizes)
+        return Listing(flags=flags.finish(), sizes=sizes.finish())
 
-    def fetch(self, uids: list[int]) -> Iterator[Fetched]:
+    def fetch(self, uids: Sequence[int]) -> Iterator[Fetched]:
         sel = self._selected()
         if not sel.loc and not sel.phantom:
             self.list_messages(_MAX_UID)  # not listed yet (a fetch of a whole UID range): find the files
@@ -625,7 +627,7 @@ class MaildirStore(Store):
         sel.loc = {uid: found[uid] for uid in sel.loc if uid in found}
 
     def _each(
-        self, sel: _Folder, uids: list[int], what: str, action: Callable[[str, str], T]
+        self, sel: _Folder, uids: Sequence[int], what: str, action: Callable[[str, str], T]
     ) -> Iterator[tuple[int, T]]:
         """Run ``action(subdir, name)`` on the file of each listed UID; yield (uid, result).
 
