@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from itertools import compress
+from operator import ne
 from typing import Protocol
 
 import msgspec
@@ -215,6 +217,8 @@ def _plan_pairs(
     """One merge walk: pairs in ascending far UID beside both sorted listings. The far
     cursor only moves forward; the near one does too while near UIDs ascend with far ones
     (the usual case: both sides numbered in arrival order), else it bisects."""
+    if _plan_aligned(state.pairs, far, near, flagger, out):
+        return
     far_at, near_at = Cursor(far).find, Cursor(near).find
     for fu, nu, old in state.pairs.items():
         f = far_at(fu)
@@ -233,6 +237,30 @@ def _plan_pairs(
             recorded = flagger.settle(fu, nu, old, f, n)
             if recorded != old:
                 out.synced_flags.append((fu, recorded))
+
+
+def _plan_aligned(pairs: PairItems, far: UidMap, near: UidMap, flagger: _Flagger, out: Plan) -> bool:
+    """The common case at C speed: every pair still on both sides, at the same positions of
+    both listings (nothing expunged; new messages only after them). Then only the positions
+    whose flags differ from the recorded ones are visited. False when the case does not apply."""
+    columns = getattr(pairs, "columns", None)
+    if columns is None:
+        return False
+    pf, pn, pfl = columns()
+    k = len(pf)
+    if far.uids[:k] != pf or near.uids[:k] != pn:
+        return False
+    fv, nv = far.vals[:k], near.vals[:k]
+    if fv == pfl and nv == pfl:
+        return True
+    moved = set(compress(range(k), map(ne, fv, pfl)))
+    moved.update(compress(range(k), map(ne, nv, pfl)))
+    for i in sorted(moved):
+        old = pfl[i]
+        recorded = flagger.settle(pf[i], pn[i], old, fv[i], nv[i])
+        if recorded != old:
+            out.synced_flags.append((pf[i], recorded))
+    return True
 
 
 def _pair_by_content(

@@ -172,6 +172,12 @@ class PairTable:
         self._compact()
         return zip(self._far, self._near, self._flags, strict=True)
 
+    def columns(self) -> tuple[array[int], array[int], array[int]]:
+        """(far UIDs, near UIDs, flags), ascending far UID: the table's own arrays, to read
+        only and only until the next change."""
+        self._compact()
+        return self._far, self._near, self._flags
+
     def flags_by(self, side: Side) -> UidMap:
         """The synced flags keyed by one side's UIDs, as a compact sorted map (a copy)."""
         self._compact()
