@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from fastsync import __version__
 from fastsync.errors import ConfigError, ExitCode, FastsyncError
@@ -87,7 +88,6 @@ def _run(args: argparse.Namespace) -> ExitCode:
     from fastsync.config import ImapRepo, default_config_path, load_config
     from fastsync.folders import load_pythonfile
     from fastsync.secrets import get_password
-    from fastsync.supervisor import RunOptions, Supervisor
     from fastsync.ui import choose
 
     config = load_config(Path(args.config).expanduser() if args.config else default_config_path())
@@ -114,6 +114,10 @@ def _run(args: argparse.Namespace) -> ExitCode:
         except ConfigError as e:
             ui.error(f"account {name}: {e}")
             failed = True
+    if runnable and not failed and _nothing_moved(config, tuple(runnable), ui, passwords, pyglobals, args):
+        return ExitCode.OK
+    from fastsync.supervisor import RunOptions, Supervisor  # asyncio, the workers: only when needed
+
     opts = RunOptions(
         accounts=tuple(runnable),
         folders=_split(args.folders),
@@ -126,3 +130,22 @@ def _run(args: argparse.Namespace) -> ExitCode:
     )
     code = Supervisor(config, opts, ui, passwords).run() if runnable else ExitCode.OK
     return max(code, ExitCode.ACCOUNT) if failed else code
+
+
+def _nothing_moved(
+    config: Any, names: tuple[str, ...], ui: Any, passwords: dict[str, str | None], pyglobals: Any, args: Any
+) -> bool:
+    """The run that finds nothing to do, answered without workers (fastsync.nochange)."""
+    from fastsync import nochange
+
+    return nochange.settle(
+        config,
+        names,
+        ui,
+        passwords,
+        pyglobals,
+        folders=_split(args.folders),
+        quick=args.quick,
+        once=args.once,
+        dry_run=args.dry_run,
+    )

@@ -23,6 +23,9 @@ from imapclient.imap4 import IMAP4WithTimeout
 from imapclient.tls import IMAP4_TLS, wrap_socket
 
 from fastsync.stores import early
+from fastsync.stores.imap_text import quotable, quoted
+
+__all__ = ["Client", "login_pipelined", "logout_nowait", "quotable"]
 
 _GREETING_CAPS = re.compile(rb"\* (?:OK|PREAUTH) \[CAPABILITY ([^\]]*)\]", re.I)
 
@@ -100,15 +103,6 @@ def logout_nowait(imap: Any) -> None:
         imap.shutdown()
 
 
-def quotable(text: str) -> bool:
-    """Whether ``text`` can travel as an IMAP quoted string (7-bit, no NUL, CR or LF)."""
-    return all(0 < ord(ch) < 128 and ch not in "\r\n" for ch in text)
-
-
-def _quoted(text: str) -> bytes:
-    return b'"' + text.replace("\\", "\\\\").replace('"', '\\"').encode("ascii") + b'"'
-
-
 def login_pipelined(client: Any, user: str, password: str, command: str) -> bool:
     """LOGIN and then ``command`` (an authenticated-state command line, untagged) in one write.
 
@@ -129,7 +123,7 @@ def login_pipelined(client: Any, user: str, password: str, command: str) -> bool
     if imap.debug >= 4:  # the protocol trace; the adapter imapclient installs redacts LOGIN
         imap._mesg(f"> {login_tag!r} LOGIN")
         imap._mesg(f"> {line!r}")
-    imap.send(login_tag + b" LOGIN " + _quoted(user) + b" " + _quoted(password) + b"\r\n" + line + b"\r\n")
+    imap.send(login_tag + b" LOGIN " + quoted(user) + b" " + quoted(password) + b"\r\n" + line + b"\r\n")
     try:
         typ, data = imap._command_complete("LOGIN", login_tag)
     except imaplib.IMAP4.abort:
