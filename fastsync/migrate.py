@@ -34,6 +34,7 @@ from fastsync.migrate_run import (
     MigrateSupervisor,
     Preflight,
     SideFailed,
+    SplitSetting,
     folder_pairs,
     open_side,
     preflight,
@@ -78,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", metavar="FILE", help="write the statistics as JSON")
     p.add_argument("--errorsmax", type=int, metavar="N", help="stop after N message errors")
     p.add_argument("--workers", type=int, default=4, help="parallel connections per server (default 4)")
+    p.add_argument(
+        "--splitthreshold",
+        type=int,
+        default=20000,
+        help="a source folder with this many messages is copied in UID ranges by all workers (0: never)",
+    )
     p.add_argument("--batch-messages", type=int, default=500, help="messages per fetch/append batch")
     p.add_argument("--batch-bytes", type=int, default=16 << 20, help="bytes per fetch/append batch")
     p.add_argument("--timeout", type=float, default=120.0, help="socket timeout in seconds")
@@ -140,7 +147,13 @@ def _repos(job: Job, args: argparse.Namespace) -> tuple[AccountConfig, ImapRepo]
         job.dst, f"dst-{job.name}", cafile=args.cafile2, readonly=False, sync_deletes=args.delete2, **common
     )
     dst = _with_filter(dst)
-    account = AccountConfig(name=job.name, remote=_with_filter(src), local=dst, maxsize=args.maxsize)
+    account = AccountConfig(
+        name=job.name,
+        remote=_with_filter(src),
+        local=dst,
+        maxsize=args.maxsize,
+        splitthreshold=max(0, args.splitthreshold),
+    )
     return account, dst
 
 
@@ -156,7 +169,9 @@ def run_jobs(jobs: list[Job], args: argparse.Namespace) -> list[int]:
     for job in jobs:
         try:
             account, dst = _repos(job, args)
-            job.pre = preflight(account.remote, job.src_pw, dst, job.dst_pw, sel, args.maxsize)
+            job.pre = preflight(
+                account.remote, job.src_pw, dst, job.dst_pw, sel, args.maxsize, _split_setting(account, args)
+            )
         except SideFailed as e:
             print(f"fastsync migrate: {e}", file=sys.stderr)
             job.code = e.code
@@ -167,6 +182,9 @@ def run_jobs(jobs: list[Job], args: argparse.Namespace) -> list[int]:
             continue
         for w in job.pre.warnings:
             print(f"WARNING: {w}", file=sys.stderr)
+        for name, ranges in job.pre.ranges.items():
+            if not args.quiet:
+                print(f"{name}: copied in {len(ranges)} UID ranges by {args.workers} workers")
         for m in job.pre.maps:
             job.result.folders[m.src] = FolderResult(
                 src=m.src, dst=m.dst, found=job.pre.found.get(m.src, 0), skipped=job.pre.skipped.get(m.src, 0)
@@ -178,6 +196,21 @@ def run_jobs(jobs: list[Job], args: argparse.Namespace) -> list[int]:
     for job in ready:
         _finish(job, args, seconds, many=len(jobs) > 1)
     return [job.code for job in jobs]
+
+
+def _split_setting(account: AccountConfig, args: argparse.Namespace) -> SplitSetting | None:
+    """Range copies of huge folders, as sync makes them; not where they do not apply (a dry
+    run, a selection by size or age, a single connection)."""
+    if args.dry_run or args.maxsize or args.maxage is not None or args.minage is not None:
+        return None
+    if account.splitthreshold <= 0 or args.workers < 2:
+        return None
+    return SplitSetting(
+        metadata=os.path.expanduser(args.metadata),
+        account=account.name,
+        threshold=account.splitthreshold,
+        connections=max(1, args.workers),
+    )
 
 
 def _supervise(jobs: list[Job], args: argparse.Namespace) -> None:
@@ -214,7 +247,8 @@ def _supervise(jobs: list[Job], args: argparse.Namespace) -> None:
     if args.errorsmax is not None:
         tune["max_message_errors"] = max(1, args.errorsmax)
     pairs = {job.name: folder_pairs(job.pre) for job in jobs if job.pre is not None}
-    sup = MigrateSupervisor(config, opts, ui, passwords, pairs=pairs, tune=tune)
+    ranges = {job.name: job.pre.ranges for job in jobs if job.pre is not None}
+    sup = MigrateSupervisor(config, opts, ui, passwords, pairs=pairs, tune=tune, ranges=ranges)
     ui.stop = sup._on_stop
     code = int(sup.run())
     for job in jobs:

@@ -14,6 +14,7 @@ import logging
 import socket
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -22,10 +23,12 @@ from fastsync.config import AccountConfig, ImapRepo
 from fastsync.errors import AccountError, FastsyncError, FolderError, StoreError
 from fastsync.folders import FolderPair
 from fastsync.migrate_map import FolderMap, Selection, Side, map_folders
+from fastsync.state import StateFile, state_path
 from fastsync.stores.imap import ImapStore
 from fastsync.supervisor import Supervisor
 from fastsync.ui.base import UI, AccountSummary
 from fastsync.workers import events as ev
+from fastsync.workers.split import split_ranges
 from fastsync.workers.worker import WorkerSpec
 
 log = logging.getLogger(__name__)
@@ -69,10 +72,27 @@ class Preflight(msgspec.Struct):
     found: dict[str, int]  # source folder -> messages
     skipped: dict[str, int]  # source folder -> messages over --maxsize
     warnings: list[str] = msgspec.field(default_factory=list)
+    ranges: dict[str, list[tuple[int, int]]] = msgspec.field(default_factory=dict)  # range copies
+
+
+class SplitSetting(msgspec.Struct, frozen=True):
+    """When huge source folders are copied in UID ranges by several workers, as sync does
+    (workers/split.py): where their states live, the threshold and the connections."""
+
+    metadata: str
+    account: str
+    threshold: int
+    connections: int
 
 
 def preflight(
-    src_repo: ImapRepo, src_pw: str, dst_repo: ImapRepo, dst_pw: str, sel: Selection, maxsize: int | None
+    src_repo: ImapRepo,
+    src_pw: str,
+    dst_repo: ImapRepo,
+    dst_pw: str,
+    sel: Selection,
+    maxsize: int | None,
+    split: SplitSetting | None = None,
 ) -> Preflight:
     src = open_side(src_repo, src_pw, "SRC")
     try:
@@ -82,11 +102,39 @@ def preflight(
                 maps = map_folders(_side(src), _side(dst), sel)
             except (FolderError, StoreError) as e:
                 raise SideFailed(f"listing folders: {e}", 3) from None
+            pre = _count(src, maps, maxsize)
+            if split is not None:
+                _plan_ranges(src, dst, pre, split)
+            return pre
         finally:
             dst.close()
-        return _count(src, maps, maxsize)
     finally:
         src.close()
+
+
+def _plan_ranges(src: ImapStore, dst: ImapStore, pre: Preflight, split: SplitSetting) -> None:
+    """UID ranges for the source folders big enough to split (the same rule as sync's
+    discovery); a missing destination folder is created here, once, for the range jobs."""
+    for i, m in enumerate(pre.maps):
+        if pre.found.get(m.src, 0) < split.threshold:
+            continue
+        try:
+            fst = src.status(m.src)
+            nst = dst.status(m.dst) if m.dst_exists else None
+            state = (
+                StateFile(state_path(Path(split.metadata), split.account, m.src, m.dst)).load()
+                if nst is not None
+                else None
+            )
+            found = split_ranges(fst, nst, state, split.threshold, split.connections)
+            if found and not m.dst_exists:
+                dst.create_folder(m.dst)
+                pre.maps[i] = msgspec.structs.replace(m, dst_exists=True)
+        except FolderError as e:
+            pre.warnings.append(str(e))
+            continue
+        if found:
+            pre.ranges[m.src] = found
 
 
 def _side(store: ImapStore) -> Side:
@@ -126,10 +174,16 @@ class MigrateSupervisor(Supervisor):
     """The supervisor with folder pairs decided up front and tuned engine options."""
 
     def __init__(
-        self, *args: Any, pairs: dict[str, list[tuple[FolderPair, int]]], tune: dict[str, Any], **kw: Any
+        self,
+        *args: Any,
+        pairs: dict[str, list[tuple[FolderPair, int]]],
+        tune: dict[str, Any],
+        ranges: dict[str, dict[str, list[tuple[int, int]]]] | None = None,
+        **kw: Any,
     ) -> None:
         super().__init__(*args, **kw)
         self.pairs = pairs
+        self.ranges = ranges or {}
         self.tune = tune
 
     def _spec(self, account: AccountConfig, wid: int) -> WorkerSpec:
@@ -140,10 +194,11 @@ class MigrateSupervisor(Supervisor):
         self, run: Any
     ) -> tuple[list[tuple[FolderPair, int]], dict[str, list[tuple[int, int]]]] | None:
         # The worker's own discovery still runs (it logs in both sides and finds nothing,
-        # as the source folderfilter keeps no folder); the pairs are the ones mapped here,
-        # each copied by one worker (no range copies).
+        # as the source folderfilter keeps no folder); the pairs and the UID ranges of huge
+        # folders are the ones found here (preflight).
         got = await super()._await_discovery(run)
-        return None if got is None else (self.pairs[run.account.name], {})
+        name = run.account.name
+        return None if got is None else (self.pairs[name], self.ranges.get(name, {}))
 
 
 @dataclass
@@ -207,10 +262,12 @@ class Collector(UI):
     def event(self, account: str, e: object) -> None:
         r = self.results[account]
         if isinstance(e, ev.JobStarted):
-            self.started[(account, e.folder)] = time.monotonic()
+            self.started.setdefault((account, e.folder), time.monotonic())  # the first of its jobs
         elif isinstance(e, ev.JobDone) and e.folder in r.folders:
-            f = r.folders[e.folder]
-            f.copied, f.failed, f.bytes = e.stats.to_near, e.stats.errors, e.stats.bytes
+            f = r.folders[e.folder]  # a folder copied in UID ranges ends one job per range, then its sync
+            f.copied += e.stats.to_near
+            f.failed += e.stats.errors
+            f.bytes += e.stats.bytes
             f.seconds = time.monotonic() - self.started.get((account, e.folder), time.monotonic())
         elif isinstance(e, ev.JobFailed) and e.folder in r.folders:
             r.folders[e.folder].error = e.message
