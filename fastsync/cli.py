@@ -6,10 +6,14 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastsync import __version__
 from fastsync.errors import ConfigError, ExitCode, FastsyncError
+
+if TYPE_CHECKING:
+    from fastsync.config import Config
+    from fastsync.ui.base import UI
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,7 +137,12 @@ def _run(args: argparse.Namespace) -> ExitCode:
 
 
 def _nothing_moved(
-    config: Any, names: tuple[str, ...], ui: Any, passwords: dict[str, str | None], pyglobals: Any, args: Any
+    config: Config,
+    names: tuple[str, ...],
+    ui: UI,
+    passwords: dict[str, str | None],
+    pyglobals: dict[str, Any],
+    args: argparse.Namespace,
 ) -> bool:
     """The run that finds nothing to do, answered without workers (fastsync.nochange)."""
     from fastsync import nochange
