@@ -122,19 +122,23 @@ def new_messages(
     if state is None:
         return fm.uids.tolist(), nm.uids.tolist()
     pairs = state.pairs  # asked directly: no copy of a table that may hold millions
-    far_cands = _candidates(fm, state.far_max_uid, state.retry_far)
+    new_far = [u for u in _candidates(fm, state.far_max_uid, state.retry_far) if u not in pairs]
     near_cands = _candidates(nm, state.near_max_uid, state.retry_near)
-    new_far = [u for u in far_cands if u not in pairs]
-    new_near = [u for u in near_cands if pairs.far_of_near(u) is None]
+    unpaired_near = getattr(pairs, "unpaired_near", None)  # PairTable asks all at once
+    if unpaired_near is not None:
+        new_near: list[int] = unpaired_near(near_cands)
+    else:
+        new_near = [u for u in near_cands if pairs.far_of_near(u) is None]
     return new_far, new_near
 
 
-def _candidates(listing: UidMap, max_uid: int, retry: set[int]) -> list[int]:
-    """Listed UIDs above ``max_uid`` or in ``retry``, ascending."""
-    above = listing.uids_above(max_uid).tolist()
+def _candidates(listing: UidMap, max_uid: int, retry: set[int]) -> Iterable[int]:
+    """Listed UIDs above ``max_uid`` or in ``retry``, ascending (a compact array: after a
+    range copy every UID is above the max still, and most are paired)."""
+    above = listing.uids_above(max_uid)
     due = [u for u in retry if u <= max_uid and u in listing]
     if due:
-        above = sorted(set(above).union(due))
+        return sorted(set(above).union(due))
     return above
 
 

@@ -134,3 +134,18 @@ def test_snapshot_blobs_that_repeat_a_uid_are_refused() -> None:
     table = PairTable.from_blobs(one + (2).to_bytes(4, "little"), (5).to_bytes(4, "little") * 2, b"\0\0")
     with pytest.raises(ValueError, match="repeats a near UID"):
         table.far_of_near(5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(uids, uids), max_size=30), st.sets(uids, max_size=10), st.lists(uids, max_size=30))
+def test_unpaired_near_is_what_far_of_near_does_not_find(pairs, removed, asked) -> None:
+    table = PairTable()
+    seen_far, seen_near = set(), set()
+    for f, n in pairs:
+        if f not in seen_far and n not in seen_near:
+            table.add(f, n, 0)
+            seen_far.add(f)
+            seen_near.add(n)
+    for f in removed & seen_far:
+        table.remove_far(f)
+    assert table.unpaired_near(asked) == [u for u in asked if table.far_of_near(u) is None]
