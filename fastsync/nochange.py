@@ -16,6 +16,7 @@ reports errors the ordinary way).
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 from fastsync.config import AccountConfig, Config, MaildirRepo
 from fastsync.errors import FastsyncError
 from fastsync.state import AccountLock
+from fastsync.state.paths import account_dir
 from fastsync.stores import make_store
 from fastsync.stores.imap_quick import list_server
 from fastsync.ui.base import UI, AccountSummary
@@ -53,6 +55,8 @@ def unchanged_account(
     dry_run: bool,
 ) -> bool:
     """True when no folder pair of ``account`` needs a visit (under its account lock)."""
+    if not _has_states(Path(config.general.metadata), account.name):
+        return False  # a first sync: no need to ask the server
     lock = AccountLock(Path(config.general.metadata), account.name)
     try:
         lock.acquire()
@@ -84,6 +88,14 @@ def unchanged_account(
         return False
     finally:
         lock.release()
+
+
+def _has_states(metadata: Path, account: str) -> bool:
+    try:
+        with os.scandir(account_dir(metadata, account, create=False)) as it:
+            return any(e.name.endswith(".state") for e in it)
+    except OSError:
+        return False
 
 
 def settle(
