@@ -408,6 +408,8 @@ class Dovecot:
             f"mail_location = maildir:~/Maildir{':LAYOUT=fs' if self.separator == '/' else ''}",
             "disable_plaintext_auth = no",
             "auth_mechanisms = plain login",
+            # indexing a folder of a million messages needs more than the 256 MB default
+            "default_vsz_limit = 2G",
             *self._ssl_config(),
             "passdb {",
             "  driver = passwd-file",
