@@ -4,7 +4,9 @@
 
 Scenarios: 1 first full pull; 2 no-change re-sync; 3 re-sync after 100 new messages and 500
 flag changes; 4 = 1 and 2 through a 50 ms round trip (tools/delayproxy.py); 5 one folder of
-200,000 messages, first pull and re-sync (corpus "huge"); 6 peak memory (from scenario 1).
+200,000 messages (corpus "huge") or 1,000,000 (corpus "million"), first pull and re-sync;
+6 peak memory (from scenario 1); 7 the one big folder after a 1 % change (half new
+messages, half flag toggles). ``--messages N`` sets the size of the one big folder.
 Every run starts from an empty destination where the scenario says so, and every result is
 checked against the server (messages, bytes, \\Flagged count): an incomplete run is marked
 and gets no ratio. Tables go to stdout and into bench/RESULTS.md.
@@ -24,7 +26,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from bench.corpora import CorpusChoice, change_server, corpus
+from bench.corpora import CORPORA, ONE_FOLDER, CorpusChoice, change_server, change_share, corpus
 from bench.measure import MB, run_measured
 from bench.peers import INSTALLED, Account, Peer, make_peers, versions, warm_up
 from bench.report import Row, Scenario, machine, render, write_results
@@ -163,6 +165,27 @@ class Bench:
         )
         return sc
 
+    def share_resync(self, runs: int) -> Scenario:
+        """Scenario 7: each round changes 1 % of the big folder, then every stateful tool syncs."""
+        sc = Scenario("7", "Scenario 7: re-sync after a 1 % change of the one big folder (loopback)")
+        acct = self.account()
+        stateful = [p for p in self.peers if p.has_state]
+        rows = {p.name: Row(p.name) for p in stateful}
+        sc.rows.extend(rows.values())
+        ready = {p.name for p in stateful if self.ensure_synced(p, acct, rows[p.name])}
+        changed = (0, 0)
+        for round_no in range(runs):
+            changed = change_share(self.user, self.choice.spec.folders[0], round_no + 1)
+            self.generation += 1
+            for peer in stateful:
+                if peer.name in ready and (not round_no or rows[peer.name].ok):
+                    self.measure(peer, rows[peer.name], acct, "s7-changed")
+        sc.notes.append(
+            f"each run: {changed[0]:,} new messages delivered + {changed[1]:,} \\Flagged toggles "
+            "(by STORE), applied once and then synced by every tool in turn"
+        )
+        return sc
+
     def selects_on_noop(self, acct: Account) -> str:
         """Run fastsync once more with nothing changed, through a counting proxy; report SELECTs."""
         peer = next((p for p in self.peers if p.name == "fastsync"), None)
@@ -210,6 +233,23 @@ def _memory_table(s1: Scenario) -> Scenario:
     return sc
 
 
+def _memory_notes(sc: Scenario) -> None:
+    """The big folder's memory target: the largest process <= 80 MB, beside mbsync's."""
+    base, peer = sc.row("fastsync"), sc.row("mbsync")
+    if not (base and base.runs):
+        return
+    peak = max(m.rss_max for m in base.runs) / MB
+    tree = max(m.rss_sum for m in base.runs) / MB
+    note = (
+        f"fastsync peak RSS: largest process {peak:.0f} MB ({'met' if peak <= 80 else 'MISSED'} "
+        f"target <= 80 MB), whole process tree {tree:.0f} MB"
+    )
+    if peer and peer.runs:
+        other = max(m.rss_max for m in peer.runs) / MB
+        note += f"; mbsync {other:.0f} MB (fastsync/mbsync {peak / max(other, 1):.2f})"
+    sc.notes.append(note)
+
+
 def _setup(args: argparse.Namespace, choice: CorpusChoice) -> tuple[Dovecot, User]:
     ensure_dovecot()
     missing = [
@@ -247,7 +287,7 @@ def _setup(args: argparse.Namespace, choice: CorpusChoice) -> tuple[Dovecot, Use
 
 
 def run(args: argparse.Namespace) -> list[Scenario]:
-    choice = corpus(args.corpus, args.quick)
+    choice = corpus(args.corpus, args.quick, args.messages)
     dovecot, user = _setup(args, choice)
     bench = Bench(args, choice, dovecot, user)
     out: list[Scenario] = []
@@ -261,11 +301,14 @@ def run(args: argparse.Namespace) -> list[Scenario]:
 
     try:
         acct = bench.account()
-        huge = args.corpus == "huge"
+        huge = args.corpus in ONE_FOLDER
         if wanted & {"1", "5", "6"}:
             title = f"Scenario {'5' if huge else '1'}: first full pull (loopback)"
+            s1 = bench.first_pull("5a" if huge else "1", title, acct, args.runs)
+            if huge:
+                _memory_notes(s1)
             s1 = step(
-                bench.first_pull("5a" if huge else "1", title, acct, args.runs),
+                s1,
                 []
                 if huge
                 else [
@@ -284,6 +327,7 @@ def run(args: argparse.Namespace) -> list[Scenario]:
             if "fastsync" in args.peers:
                 s2.notes.append(bench.selects_on_noop(acct))
             if huge:
+                _memory_notes(s2)
                 s2.notes.extend(bench.state_bytes())
             step(
                 s2,
@@ -293,6 +337,10 @@ def run(args: argparse.Namespace) -> list[Scenario]:
             )
         if "3" in wanted and not huge:
             step(bench.changed_resync(args.runs))
+        if "7" in wanted and huge:
+            s7 = bench.share_resync(args.runs)
+            _memory_notes(s7)
+            step(s7)
         if "4" in wanted and not huge:
             rtt = f"{args.rtt_ms:g} ms RTT"
             with spawn_delay_proxy((dovecot.host, dovecot.port), args.rtt_ms) as port:
@@ -315,7 +363,7 @@ def run(args: argparse.Namespace) -> list[Scenario]:
 
 
 def _section(args: argparse.Namespace, scenarios: list[Scenario]) -> str:
-    choice = corpus(args.corpus, args.quick)
+    choice = corpus(args.corpus, args.quick, args.messages)
     vers = versions()
     spec = choice.spec
     lines = [
@@ -343,12 +391,15 @@ def _section(args: argparse.Namespace, scenarios: list[Scenario]) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
-    p.add_argument("--corpus", choices=("small", "medium", "huge"), default="small")
+    p.add_argument("--corpus", choices=CORPORA, default="small")
+    p.add_argument(
+        "--messages", type=int, default=None, help="size of the one big folder (huge, million corpora)"
+    )
     p.add_argument(
         "--scenarios",
         default=None,
         help="comma-separated, e.g. 1,2,3,4 (default: all that "
-        "apply: 1,2,3,4,6 for small/medium, 5 for huge)",
+        "apply: 1,2,3,4,6 for small/medium, 5,7 for huge/million)",
     )
     p.add_argument(
         "--runs",
@@ -369,7 +420,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-results", action="store_true", help="do not write bench/RESULTS.md")
     args = p.parse_args(argv)
     args.peers = [n.strip() for n in args.peers.split(",") if n.strip()]
-    default_scen = "5" if args.corpus == "huge" else "1,2,3,4,6"
+    default_scen = "5,7" if args.corpus in ONE_FOLDER else "1,2,3,4,6"
     args.scenarios = [s.strip() for s in (args.scenarios or default_scen).split(",")]
     many = args.corpus == "small" and not args.quick
     args.runs = args.runs or (3 if many else 1)
@@ -378,6 +429,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.corpus == "huge" and args.peers == ALL_PEERS:
         # OfflineIMAP would take hours; limit-4 splits by folder, so on one folder it is "limit"
         args.peers = ["fastsync", "fastsync-1", "mbsync", "limit"]
+    if args.corpus == "million" and args.peers == ALL_PEERS:
+        args.peers = ["fastsync", "mbsync"]
+        args.timeout = max(args.timeout, 3600.0)
     return args
 
 

@@ -6,9 +6,14 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from fastsync import __version__
 from fastsync.errors import ConfigError, ExitCode, FastsyncError
+
+if TYPE_CHECKING:
+    from fastsync.config import Config
+    from fastsync.ui.base import UI
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,6 +127,9 @@ def _run(args: argparse.Namespace) -> ExitCode:
         except ConfigError as e:
             ui.render(Notice(level="error", text=str(e), account=name))
             failed = True
+    if runnable and not failed and _nothing_moved(config, tuple(runnable), ui, passwords, pyglobals, args):
+        return ExitCode.OK
+
     opts = RunOptions(
         accounts=tuple(runnable),
         folders=_split(args.folders),
@@ -134,3 +142,27 @@ def _run(args: argparse.Namespace) -> ExitCode:
     )
     code = Supervisor(config, opts, ui, passwords).run() if runnable else ExitCode.OK
     return max(code, ExitCode.ACCOUNT) if failed else code
+
+
+def _nothing_moved(
+    config: Config,
+    names: tuple[str, ...],
+    ui: UI,
+    passwords: dict[str, str | None],
+    pyglobals: dict[str, Any],
+    args: argparse.Namespace,
+) -> bool:
+    """The run that finds nothing to do, answered without workers (fastsync.nochange)."""
+    from fastsync import nochange
+
+    return nochange.settle(
+        config,
+        names,
+        ui,
+        passwords,
+        pyglobals,
+        folders=_split(args.folders),
+        quick=args.quick,
+        once=args.once,
+        dry_run=args.dry_run,
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -25,7 +26,8 @@ from fastsync.model import Fetched, Outgoing, Side, flags_repr, header_section, 
 from fastsync.plan import Plan, PlanOptions, new_messages, plan
 from fastsync.state import FlagsSet, FolderState, Header, Paired, Retry, StateFile, Unpaired, apply_record
 from fastsync.stored_check import altered_messages
-from fastsync.stores.base import FolderStatus, Listing, Store, uid_set
+from fastsync.stores.base import Changes, FolderStatus, Listing, Store, uid_set
+from fastsync.uidmap import FLAGS_CODE, Cursor, UidMap
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +163,7 @@ def _fresh_state(
 
 def _first_pull(run: _Run, fst: FolderStatus, nst: FolderStatus) -> FolderStats:
     run.state = _fresh_state(run.statefile, fst, nst)
-    _copy(run, run.far, run.near, list(range(1, fst.uidnext)), Side.NEAR, gaps=True)
+    _copy(run, run.far, run.near, range(1, fst.uidnext), Side.NEAR, gaps=True)
     # Far UIDs below UIDNEXT count as seen only once the closing check found every far
     # message paired; until then they all stay new, and the next run copies what was missed.
     _finish(Plan(), fst, nst, run, seen_if_settled=fst.uidnext - 1)
@@ -236,16 +238,30 @@ def _listing(
         changes = store.list_changes(since, above)
     if changes is None:
         return store.list_messages(above)
+    return Listing(flags=_flags_by_difference(state, side, changes), sizes=changes.sizes)
+
+
+def _flags_by_difference(state: FolderState, side: Side, changes: Changes) -> UidMap:
+    """Flags of every UID present: those changed since the mark as listed, the others as the
+    state recorded them (0 for the unpaired: new ones get theirs with their copy). Sorted
+    arrays throughout; when nothing came or went, the recorded flags are copied whole."""
     present = changes.uids
-    flags: dict[int, int] = {}
-    for f, n, fl in state.pairs.items():  # what the state recorded, for what is still there
-        u = f if side is Side.FAR else n
-        if u in present:
-            flags[u] = fl
-    for u in present:
-        flags.setdefault(u, 0)  # not paired: new (its flags come with its copy) or left out
-    flags.update((u, fl) for u, fl in changes.flags.items() if u in present)
-    return Listing(flags=flags, sizes=changes.sizes)
+    recorded = state.pairs.flags_by(side)
+    if present == recorded.uids:
+        values = array(FLAGS_CODE, recorded.vals)
+    else:
+        find = Cursor(recorded).find
+        values = array(FLAGS_CODE, bytes(len(present)))
+        for i, u in enumerate(present):
+            fl = find(u)
+            if fl:
+                values[i] = fl
+    flags = UidMap(present, values)
+    for u, fl in changes.flags.items():
+        i = flags.index(u)
+        if i >= 0:
+            values[i] = fl
+    return flags
 
 
 def _open(store: Store, name: str, exists: bool, dry_run: bool) -> tuple[FolderStatus, Listing | None]:
@@ -368,7 +384,9 @@ def _apply_flags(p: Plan, run: _Run) -> None:
         run.record(FlagsSet(items=p.synced_flags))
 
 
-def _copy(run: _Run, src: Store, dst: Store, uids: list[int], to: Side, *, gaps: bool = False) -> None:
+def _copy(
+    run: _Run, src: Store, dst: Store, uids: list[int] | range, to: Side, *, gaps: bool = False
+) -> None:
     """Copy messages src -> dst: one streaming fetch, stored and paired in capped chunks.
 
     Each chunk is made durable (dst.flush) before the journal record that pairs it.
@@ -380,7 +398,7 @@ def _copy(run: _Run, src: Store, dst: Store, uids: list[int], to: Side, *, gaps:
     progress = _CopyProgress(run, to, len(uids))
     chunk: list[Fetched] = []
     chunk_bytes = 0
-    wanted = set(uids)
+    wanted = set() if gaps else set(uids)  # a range need not all exist: no set of a million UIDs
     for m in src.fetch(uids):
         wanted.discard(m.uid)
         chunk.append(m)

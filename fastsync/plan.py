@@ -20,11 +20,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from itertools import compress
+from operator import ne
 from typing import Protocol
 
 import msgspec
 
 from fastsync.model import Side
+from fastsync.uidmap import Cursor, UidMap
 
 
 class PairSource(Protocol):
@@ -111,17 +114,32 @@ def merge_flags(old: int, far: int, near: int) -> int:
 def new_messages(
     state: PairSource | None, far: Mapping[int, int], near: Mapping[int, int]
 ) -> tuple[list[int], list[int]]:
-    """UIDs of each side that are not paired and not yet considered (or due for a retry)."""
+    """UIDs of each side that are not paired and not yet considered (or due for a retry).
+
+    Only the UIDs above each side's max (a tail of the sorted listing) and the retries are
+    looked at: the cost follows what is new, not the size of the folder."""
+    fm, nm = UidMap.of(far), UidMap.of(near)
     if state is None:
-        return sorted(far), sorted(near)
+        return fm.uids.tolist(), nm.uids.tolist()
     pairs = state.pairs  # asked directly: no copy of a table that may hold millions
-    new_far = [u for u in far if (u > state.far_max_uid or u in state.retry_far) and u not in pairs]
-    new_near = [
-        u for u in near if (u > state.near_max_uid or u in state.retry_near) and pairs.far_of_near(u) is None
-    ]
-    new_far.sort()
-    new_near.sort()
+    new_far = [u for u in _candidates(fm, state.far_max_uid, state.retry_far) if u not in pairs]
+    near_cands = _candidates(nm, state.near_max_uid, state.retry_near)
+    unpaired_near = getattr(pairs, "unpaired_near", None)  # PairTable asks all at once
+    if unpaired_near is not None:
+        new_near: list[int] = unpaired_near(near_cands)
+    else:
+        new_near = [u for u in near_cands if pairs.far_of_near(u) is None]
     return new_far, new_near
+
+
+def _candidates(listing: UidMap, max_uid: int, retry: set[int]) -> Iterable[int]:
+    """Listed UIDs above ``max_uid`` or in ``retry``, ascending (a compact array: after a
+    range copy every UID is above the max still, and most are paired)."""
+    above = listing.uids_above(max_uid)
+    due = [u for u in retry if u <= max_uid and u in listing]
+    if due:
+        return sorted(set(above).union(due))
+    return above
 
 
 class _Flagger:
@@ -176,15 +194,14 @@ def plan(
     """
     out = Plan()
     flagger = _Flagger(opts)
+    fm, nm = UidMap.of(far), UidMap.of(near)  # dicts (tests, small callers) become sorted maps
     if state is not None:
-        _plan_pairs(state, far, near, opts, flagger, out)
-    new_far, new_near = new_messages(state, far, near)
+        _plan_pairs(state, fm, nm, opts, flagger, out)
+    new_far, new_near = new_messages(state, fm, nm)
     if new_far and new_near and far_keys and near_keys:
-        new_far, new_near = _pair_by_content(new_far, new_near, far, near, far_keys, near_keys, flagger, out)
+        new_far, new_near = _pair_by_content(new_far, new_near, fm, nm, far_keys, near_keys, flagger, out)
     if new_far and new_near and far_loose and near_loose:
-        new_far, new_near = _pair_by_content(
-            new_far, new_near, far, near, far_loose, near_loose, flagger, out
-        )
+        new_far, new_near = _pair_by_content(new_far, new_near, fm, nm, far_loose, near_loose, flagger, out)
     if opts.write_near:
         out.copy_to_near = new_far
     if opts.write_far:
@@ -193,23 +210,29 @@ def plan(
     out.flags_near = _Flagger.grouped(flagger.near)
     base_far = state.far_max_uid if state else 0
     base_near = state.near_max_uid if state else 0
-    out.far_max_uid = max(base_far, max(far, default=0))
-    out.near_max_uid = max(base_near, max(near, default=0))
-    _apply_guard(out, far, near, opts)
+    out.far_max_uid = max(base_far, fm.max_uid())
+    out.near_max_uid = max(base_near, nm.max_uid())
+    _apply_guard(out, fm, nm, opts)
     return out
 
 
 def _plan_pairs(
     state: PairSource,
-    far: Mapping[int, int],
-    near: Mapping[int, int],
+    far: UidMap,
+    near: UidMap,
     opts: PlanOptions,
     flagger: _Flagger,
     out: Plan,
 ) -> None:
+    """One merge walk: pairs in ascending far UID beside both sorted listings. The far
+    cursor only moves forward; the near one does too while near UIDs ascend with far ones
+    (the usual case: both sides numbered in arrival order), else it bisects."""
+    if _plan_aligned(state.pairs, far, near, flagger, out):
+        return
+    far_at, near_at = Cursor(far).find, Cursor(near).find
     for fu, nu, old in state.pairs.items():
-        f = far.get(fu)
-        n = near.get(nu)
+        f = far_at(fu)
+        n = near_at(nu)
         if f is None and n is None:
             out.unpaired.append(fu)
         elif f is None:
@@ -220,17 +243,41 @@ def _plan_pairs(
             if opts.delete_to_far and opts.write_far:
                 out.delete_far.append(fu)
             out.unpaired.append(fu)
-        else:
+        elif f != old or n != old:
             recorded = flagger.settle(fu, nu, old, f, n)
             if recorded != old:
                 out.synced_flags.append((fu, recorded))
 
 
+def _plan_aligned(pairs: PairItems, far: UidMap, near: UidMap, flagger: _Flagger, out: Plan) -> bool:
+    """The common case at C speed: every pair still on both sides, at the same positions of
+    both listings (nothing expunged; new messages only after them). Then only the positions
+    whose flags differ from the recorded ones are visited. False when the case does not apply."""
+    columns = getattr(pairs, "columns", None)
+    if columns is None:
+        return False
+    pf, pn, pfl = columns()
+    k = len(pf)
+    if far.uids[:k] != pf or near.uids[:k] != pn:
+        return False
+    fv, nv = far.vals[:k], near.vals[:k]
+    if fv == pfl and nv == pfl:
+        return True
+    moved = set(compress(range(k), map(ne, fv, pfl)))
+    moved.update(compress(range(k), map(ne, nv, pfl)))
+    for i in sorted(moved):
+        old = pfl[i]
+        recorded = flagger.settle(pf[i], pn[i], old, fv[i], nv[i])
+        if recorded != old:
+            out.synced_flags.append((pf[i], recorded))
+    return True
+
+
 def _pair_by_content(
     new_far: list[int],
     new_near: list[int],
-    far: Mapping[int, int],
-    near: Mapping[int, int],
+    far: UidMap,
+    near: UidMap,
     far_keys: Mapping[int, bytes],
     near_keys: Mapping[int, bytes],
     flagger: _Flagger,
@@ -257,7 +304,7 @@ def _pair_by_content(
     return rest_far, [nu for nu in new_near if nu not in matched_near]
 
 
-def _apply_guard(out: Plan, far: Mapping[int, int], near: Mapping[int, int], opts: PlanOptions) -> None:
+def _apply_guard(out: Plan, far: UidMap, near: UidMap, opts: PlanOptions) -> None:
     if opts.force_deletes:
         return
     for side, doomed, listing in ((Side.FAR, out.delete_far, far), (Side.NEAR, out.delete_near, near)):

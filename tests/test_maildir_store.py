@@ -583,3 +583,20 @@ def test_status_since_trusts_the_count_only_while_new_and_cur_are_untouched(
     assert store.status_since("INBOX", pretend).messages == 99
     (root / "INBOX" / "new" / "1800000000.x.host").write_bytes(b"Subject: x\n\nx\n")
     assert store.status_since("INBOX", pretend).messages == 4  # new/ moved: counted again
+
+
+def test_listing_keeps_no_file_name_per_message_and_later_calls_find_their_files(tmp_path):
+    store = MaildirStore(tmp_path / "mail", fsync=False)
+    store.connect()
+    store.create_folder("INBOX")
+    store.select("INBOX")
+    uids = store.append([msg(i) for i in range(5)])
+    store.select("INBOX")  # a new selection: nothing known of the files
+    listing = store.list_messages(0)
+    assert list(listing.flags) == sorted(uids)
+    assert store._sel is not None and store._sel.loc == {}  # the listing kept no names
+    store.set_flags([uids[1]], FLAGGED, 0)
+    store.flush()
+    assert set(store._sel.loc) == {uids[1]}  # only the file it needed was looked up
+    assert store.select("INBOX") and store.list_messages(0).flags[uids[1]] == FLAGGED
+    assert [m.uid for m in store.fetch([uids[3], 99])] == [uids[3]]

@@ -391,3 +391,14 @@ def test_sigterm_stops_a_migration_with_exit_130_and_the_rerun_completes_it(mig:
     assert 0 < len(folder_messages(mig.dst, "INBOX")) < 400
     assert "verify: clean" in mig.run("--verify").stdout
     assert len(folder_messages(mig.dst, "INBOX")) == 400
+
+
+def test_a_huge_folder_is_copied_in_uid_ranges_by_the_workers_byte_exact(mig: Mig) -> None:
+    generate(mig.src.maildir, CorpusSpec(folders=["INBOX"], messages=400, seed=5, size_mix="small"))
+    out = mig.run("--splitthreshold", "100", "--workers", "3", "--verify").stdout
+    assert "INBOX: copied in 8 UID ranges by 3 workers" in out  # parts of about threshold/2
+    assert total_line(out)[:5] == [400, 400, 0, 0, 0] and "verify: clean" in out
+    assert contents(folder_messages(mig.src, "INBOX")) == contents(folder_messages(mig.dst, "INBOX"))
+    assert not list((mig.tmp / "meta").rglob("*.part*"))  # merged into the folder's one state
+    again = mig.run("--splitthreshold", "100", "--workers", "3").stdout
+    assert "UID ranges" not in again and total_line(again)[:5] == [400, 0, 400, 0, 0]

@@ -418,6 +418,8 @@ class Dovecot:
             f"mail_chroot = {self.mail_dir}" if root else "",
             f"mail_location = maildir:~/Maildir{':LAYOUT=fs' if self.separator == '/' else ''}",
             "disable_plaintext_auth = no",
+            # indexing a folder of a million messages needs more than the 256 MB default
+            "default_vsz_limit = 2G",
             *self._ssl_config(),
             *self._passdb_config(),
             "userdb {",

@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", metavar="FILE", help="write the statistics as JSON")
     p.add_argument("--errorsmax", type=int, metavar="N", help="stop after N message errors")
     p.add_argument("--workers", type=int, default=4, help="parallel connections per server (default 4)")
+    p.add_argument(
+        "--splitthreshold",
+        type=int,
+        default=20000,
+        help="a source folder with this many messages is copied in UID ranges by all workers (0: never)",
+    )
     p.add_argument("--batch-messages", type=int, default=500, help="messages per fetch/append batch")
     p.add_argument("--batch-bytes", type=int, default=16 << 20, help="bytes per fetch/append batch")
     p.add_argument("--timeout", type=float, default=120.0, help="socket timeout in seconds")

@@ -28,6 +28,7 @@ from fastsync.migrate.run import (
     FolderResult,
     Preflight,
     SideFailed,
+    SplitSetting,
     folder_pairs,
     open_side,
     preflight,
@@ -81,7 +82,13 @@ def _repos(job: Job, args: argparse.Namespace) -> tuple[AccountConfig, ImapRepo]
     )
     src, dst = _with_auth(src, job.src_auth), _with_auth(dst, job.dst_auth)
     dst = _with_filter(dst)
-    account = AccountConfig(name=job.name, remote=_with_filter(src), local=dst, maxsize=args.maxsize)
+    account = AccountConfig(
+        name=job.name,
+        remote=_with_filter(src),
+        local=dst,
+        maxsize=args.maxsize,
+        splitthreshold=max(0, args.splitthreshold),
+    )
     return account, dst
 
 
@@ -104,7 +111,8 @@ def run_jobs(jobs: list[Job], args: argparse.Namespace, control: RunControl | No
     for job in jobs:
         try:
             account, dst = _repos(job, args)
-            job.pre = preflight(account.remote, job.src_pw, dst, job.dst_pw, sel, args.maxsize)
+            split = _split_setting(account, args)
+            job.pre = preflight(account.remote, job.src_pw, dst, job.dst_pw, sel, args.maxsize, split)
         except SideFailed as e:
             print(f"fastsync migrate: {e}", file=sys.stderr)
             job.code = e.code
@@ -117,6 +125,9 @@ def run_jobs(jobs: list[Job], args: argparse.Namespace, control: RunControl | No
             continue
         for w in job.pre.warnings:
             print(f"WARNING: {w}", file=sys.stderr)
+        for name, ranges in job.pre.ranges.items():
+            if not args.quiet:
+                print(f"{name}: copied in {len(ranges)} UID ranges by {args.workers} workers")
         for m in job.pre.maps:
             job.result.folders[m.src] = FolderResult(
                 src=m.src, dst=m.dst, found=job.pre.found.get(m.src, 0), skipped=job.pre.skipped.get(m.src, 0)
@@ -128,6 +139,21 @@ def run_jobs(jobs: list[Job], args: argparse.Namespace, control: RunControl | No
     for job in ready:
         _finish(job, args, seconds, many=len(jobs) > 1)
     return [job.code for job in jobs]
+
+
+def _split_setting(account: AccountConfig, args: argparse.Namespace) -> SplitSetting | None:
+    """Range copies of huge folders, as sync makes them; not where they do not apply (a dry
+    run, a selection by size or age, a single connection)."""
+    if args.dry_run or args.maxsize or args.maxage is not None or args.minage is not None:
+        return None
+    if account.splitthreshold <= 0 or args.workers < 2:
+        return None
+    return SplitSetting(
+        metadata=os.path.expanduser(args.metadata),
+        account=account.name,
+        threshold=account.splitthreshold,
+        connections=max(1, args.workers),
+    )
 
 
 def _supervise(jobs: list[Job], args: argparse.Namespace, control: RunControl | None = None) -> None:
@@ -164,8 +190,16 @@ def _supervise(jobs: list[Job], args: argparse.Namespace, control: RunControl | 
     if args.errorsmax is not None:
         tune["max_message_errors"] = max(1, args.errorsmax)
     pairs = {job.name: folder_pairs(job.pre) for job in jobs if job.pre is not None}
+    ranges = {job.name: job.pre.ranges for job in jobs if job.pre is not None}
     sup = Supervisor(
-        config, opts, ui, passwords, folder_pairs=pairs, engine_tune=tune, control=control
+        config,
+        opts,
+        ui,
+        passwords,
+        folder_pairs=pairs,
+        folder_ranges=ranges,
+        engine_tune=tune,
+        control=control,
     )
     ui.stop = sup._on_stop
     code = int(sup.run())

@@ -14,6 +14,7 @@ import logging
 import socket
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -24,9 +25,11 @@ from fastsync.errors import AccountError, AuthError, FastsyncError, FolderError,
 from fastsync.events import AccountSummary
 from fastsync.folders import FolderPair
 from fastsync.migrate.map import FolderMap, Selection, Side, map_folders
+from fastsync.state import StateFile, state_path
 from fastsync.stores.imap import ImapStore
 from fastsync.ui.base import UI
 from fastsync.ui.lines import lines_of
+from fastsync.workers.split import split_ranges
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +81,27 @@ class Preflight(msgspec.Struct):
     found: dict[str, int]  # source folder -> messages
     skipped: dict[str, int]  # source folder -> messages over --maxsize
     warnings: list[str] = msgspec.field(default_factory=list)
+    ranges: dict[str, list[tuple[int, int]]] = msgspec.field(default_factory=dict)  # range copies
+
+
+class SplitSetting(msgspec.Struct, frozen=True):
+    """When huge source folders are copied in UID ranges by several workers, as sync does
+    (workers/split.py): where their states live, the threshold and the connections."""
+
+    metadata: str
+    account: str
+    threshold: int
+    connections: int
 
 
 def preflight(
-    src_repo: ImapRepo, src_pw: str, dst_repo: ImapRepo, dst_pw: str, sel: Selection, maxsize: int | None
+    src_repo: ImapRepo,
+    src_pw: str,
+    dst_repo: ImapRepo,
+    dst_pw: str,
+    sel: Selection,
+    maxsize: int | None,
+    split: SplitSetting | None = None,
 ) -> Preflight:
     src = open_side(src_repo, src_pw, "SRC")
     try:
@@ -91,11 +111,39 @@ def preflight(
                 maps = map_folders(_side(src), _side(dst), sel)
             except (FolderError, StoreError) as e:
                 raise SideFailed(f"listing folders: {e}", 3) from None
+            pre = _count(src, maps, maxsize)
+            if split is not None:
+                _plan_ranges(src, dst, pre, split)
+            return pre
         finally:
             dst.close()
-        return _count(src, maps, maxsize)
     finally:
         src.close()
+
+
+def _plan_ranges(src: ImapStore, dst: ImapStore, pre: Preflight, split: SplitSetting) -> None:
+    """UID ranges for the source folders big enough to split (the same rule as sync's
+    discovery); a missing destination folder is created here, once, for the range jobs."""
+    for i, m in enumerate(pre.maps):
+        if pre.found.get(m.src, 0) < split.threshold:
+            continue
+        try:
+            fst = src.status(m.src)
+            nst = dst.status(m.dst) if m.dst_exists else None
+            state = (
+                StateFile(state_path(Path(split.metadata), split.account, m.src, m.dst)).load()
+                if nst is not None
+                else None
+            )
+            found = split_ranges(fst, nst, state, split.threshold, split.connections)
+            if found and not m.dst_exists:
+                dst.create_folder(m.dst)
+                pre.maps[i] = msgspec.structs.replace(m, dst_exists=True)
+        except FolderError as e:
+            pre.warnings.append(str(e))
+            continue
+        if found:
+            pre.ranges[m.src] = found
 
 
 def _side(store: ImapStore) -> Side:
@@ -199,20 +247,23 @@ class Collector(UI):
     def _job(self, r: AccountResult, e: ev.JobStarted | ev.JobDone | ev.JobFailed) -> None:
         key = (r.name, e.folder)
         if isinstance(e, ev.JobStarted):
-            self.started[key] = time.monotonic()
+            self.started.setdefault(key, time.monotonic())  # the first of its jobs
         elif e.folder not in r.folders:
             return
         elif isinstance(e, ev.JobDone):
-            f = r.folders[e.folder]
-            f.copied, f.failed, f.bytes = e.stats.to_near, e.stats.errors, e.stats.bytes
-            f.altered = e.stats.altered
-            f.deleted = e.stats.del_near  # --delete2: pairs whose SRC message was deleted
+            f = r.folders[e.folder]  # a folder copied in UID ranges ends one job per range, then its sync
+            f.copied += e.stats.to_near
+            f.failed += e.stats.errors
+            f.bytes += e.stats.bytes
+            f.altered += e.stats.altered
+            f.deleted += e.stats.del_near  # --delete2: pairs whose SRC message was deleted
             f.seconds = time.monotonic() - self.started.get(key, time.monotonic())
         else:
             f = r.folders[e.folder]
             f.error = e.message
             if e.scope == "interrupted":  # stopped (SIGTERM, a slice's end): what it had stored
-                f.copied, f.bytes = e.stats.to_near, e.stats.bytes
+                f.copied += e.stats.to_near
+                f.bytes += e.stats.bytes
 
     def _info(self, r: AccountResult, e: ev.Info) -> None:
         if e.level == "error":

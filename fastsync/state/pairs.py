@@ -1,33 +1,33 @@
 """The table of paired messages of one folder pair: far UID <-> near UID, with synced flags.
 
-Storage is one dict, far UID -> ``near << 8 | flags``, plus a near -> far index built only
-when first needed. A table read from a snapshot keeps the snapshot's packed arrays and turns
-them into the dict only when first used, with C-level array operations (no Python loop per
-pair), so loading a folder that turns out to be unchanged costs no per-pair work at all.
+Storage is columnar, 9 bytes a pair: far UIDs (``array('I')``, ascending), near UIDs
+(``array('I')``) and flags (``array('B')``) side by side, as the snapshot holds them (see
+codec.py: three little-endian blobs), so loading a table is three C-level copies and no
+Python object per pair. A dict of a million pairs would take about 100 MB; this takes 9.
 
-On disk (see codec.py) the table is three little-endian blobs in ascending far UID: far
-UIDs (u32), near UIDs (u32), flags (one byte each).
+Changes stay cheap without moving the arrays: a pair whose far UID is above every other is
+appended; one below goes to a small overlay (``_extra``); a removed pair is remembered in
+``_gone`` and stays in the arrays until the next ordered walk (items, to_blobs) compacts
+them. Lookups by far UID bisect. Lookups by near UID use an index built on first need: the
+near UIDs in ascending order with their positions (a copy of the near column when near
+UIDs ascend with far ones, the usual case); pairs added after it was built are indexed in
+a dict of their own (``_late``). Every index answer is checked against the columns, so a
+pair removed since simply stops being found.
 """
 
 from __future__ import annotations
 
 import sys
 from array import array
-from collections.abc import Iterator
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
+from itertools import pairwise
+
+from fastsync.model import Side
+from fastsync.uidmap import FLAGS_CODE, UID_CODE, UidMap
 
 MAX_UID = 0xFFFFFFFF
 MAX_FLAGS = 0xFF
-
-
-def _typecode(size: int) -> str:
-    for code in ("B", "H", "I", "L", "Q"):
-        if array(code).itemsize == size:
-            return code
-    raise ImportError(f"no {size}-byte unsigned array type on this platform")  # pragma: no cover
-
-
-_U32 = _typecode(4)
-_U64 = _typecode(8)
 _SWAP = sys.byteorder == "big"  # the blobs are little-endian everywhere
 
 
@@ -46,17 +46,30 @@ def _to_le(values: array[int]) -> bytes:
     return values.tobytes()
 
 
-def _near_of_packed(packed: bytes) -> bytes:
-    """The near UIDs (u32 LE) of little-endian ``near << 8 | flags`` u64 values."""
-    near = bytearray(len(packed) // 2)
-    for i in range(4):
-        near[i::4] = packed[1 + i :: 8]
-    return bytes(near)
-
-
 def _check_uid(what: str, uid: int) -> None:
     if not 0 < uid <= MAX_UID:
         raise ValueError(f"{what} UID {uid} is outside 1..{MAX_UID}")
+
+
+def _ascending(values: array[int]) -> bool:
+    return all(a < b for a, b in pairwise(values))
+
+
+class _NearIndex:
+    """Near UIDs of the columns' first ``len(near)`` positions, ascending, with their positions."""
+
+    __slots__ = ("late", "near", "pos")
+
+    def __init__(self, near: array[int], pos: array[int] | None) -> None:
+        self.near = near
+        self.pos = pos  # None: position i holds near[i] (near UIDs ascended with far ones)
+        self.late: dict[int, int] = {}  # near -> far, for pairs added after the build
+
+    def position(self, near_uid: int) -> int:
+        i = bisect_left(self.near, near_uid)
+        if i == len(self.near) or self.near[i] != near_uid:
+            return -1
+        return i if self.pos is None else self.pos[i]
 
 
 class PairTable:
@@ -67,56 +80,61 @@ class PairTable:
     shows at once instead of corrupting the state.
     """
 
-    __slots__ = ("_index", "_last_far", "_map", "_ordered", "_pending")
+    __slots__ = ("_extra", "_far", "_flags", "_gone", "_index", "_max_near", "_near")
 
     def __init__(self) -> None:
-        self._map: dict[int, int] = {}  # far -> near << 8 | flags
-        self._pending: tuple[bytes, bytes, bytes] | None = None  # blobs not yet in _map
-        self._index: dict[int, int] | None = None  # near -> far, built on first use
-        self._ordered = True  # _map's keys ascend
-        self._last_far = 0
+        self._far = array(UID_CODE)
+        self._near = array(UID_CODE)
+        self._flags = array(FLAGS_CODE)
+        self._gone: set[int] = set()  # far UIDs removed, still in the columns
+        self._extra: dict[int, int] = {}  # far -> near << 8 | flags, below the columns' last far UID
+        self._index: _NearIndex | None = None
+        self._max_near = 0  # no near UID above this was ever in the table
 
     # -- conversion ------------------------------------------------------------------
 
     @classmethod
     def from_blobs(cls, far: bytes, near: bytes, flags: bytes) -> PairTable:
-        """A table of the snapshot blobs; ValueError if their lengths do not match.
-
-        Duplicate or zero UIDs (which a snapshot written by PairTable cannot hold, and which
-        its checksum would otherwise catch) raise ValueError when the table is first used.
-        """
+        """A table of the snapshot blobs; ValueError if their lengths do not match, or if they
+        repeat a far UID or hold UID 0 (a repeated near UID shows when the near index is built)."""
         if len(far) % 4 or len(far) != len(near) or len(far) // 4 != len(flags):
             raise ValueError(
                 f"pair blobs do not match ({len(far)} bytes of far UIDs, "
                 f"{len(near)} of near UIDs, {len(flags)} of flags)"
             )
         table = cls()
-        if flags:
-            table._pending = (bytes(far), bytes(near), bytes(flags))
+        table._far, table._near = _from_le(UID_CODE, far), _from_le(UID_CODE, near)
+        table._flags = array(FLAGS_CODE, flags)
+        if not table._far:
+            return table
+        if not _ascending(table._far):
+            table._sort_columns()
+        if table._far[0] == 0 or not _ascending(table._far):
+            raise ValueError("the pair table repeats a far UID or holds UID 0")
+        if min(table._near) == 0:
+            raise ValueError("the pair table holds near UID 0")
+        table._max_near = max(table._near)
         return table
 
     def to_blobs(self) -> tuple[bytes, bytes, bytes]:
         """(far UIDs, near UIDs, flags) as little-endian blobs, ascending far UID."""
-        if self._pending is not None:
-            return self._pending
-        self._sort()
-        packed = _to_le(array(_U64, self._map.values()))
-        return _to_le(array(_U32, self._map.keys())), _near_of_packed(packed), packed[0::8]
+        self._compact()
+        return _to_le(self._far), _to_le(self._near), self._flags.tobytes()
 
     # -- queries ---------------------------------------------------------------------
 
     def __len__(self) -> int:
-        if self._pending is not None:
-            return len(self._pending[2])
-        return len(self._map)
+        return len(self._far) - len(self._gone) + len(self._extra)
 
     def __contains__(self, far_uid: object) -> bool:
-        return far_uid in self._pairs()
+        return isinstance(far_uid, int) and (far_uid in self._extra or self._pos(far_uid) >= 0)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PairTable):
             return NotImplemented
-        return self._pairs() == other._pairs()
+        self._compact()
+        other._compact()
+        return (self._far, self._near, self._flags) == (other._far, other._near, other._flags)
 
     __hash__ = None  # type: ignore[assignment]  # mutable
 
@@ -124,20 +142,69 @@ class PairTable:
         return f"<PairTable {len(self)} pairs>"
 
     def near_of(self, far_uid: int) -> int | None:
-        v = self._pairs().get(far_uid)
-        return None if v is None else v >> 8
+        v = self._extra.get(far_uid)
+        if v is not None:
+            return v >> 8
+        i = self._pos(far_uid)
+        return None if i < 0 else self._near[i]
 
     def flags_of(self, far_uid: int) -> int | None:
-        v = self._pairs().get(far_uid)
-        return None if v is None else v & MAX_FLAGS
+        v = self._extra.get(far_uid)
+        if v is not None:
+            return v & MAX_FLAGS
+        i = self._pos(far_uid)
+        return None if i < 0 else self._flags[i]
 
     def far_of_near(self, near_uid: int) -> int | None:
-        return self._near_index().get(near_uid)
+        if near_uid > self._max_near or near_uid <= 0:
+            return None
+        index = self._near_index()
+        far = index.late.get(near_uid)
+        if far is not None and self.near_of(far) == near_uid:
+            return far
+        i = index.position(near_uid)
+        if i >= 0 and self._near[i] == near_uid and self._far[i] not in self._gone:
+            return self._far[i]
+        return None
+
+    def unpaired_near(self, near_uids: Iterable[int]) -> list[int]:
+        """Those of ``near_uids`` that no pair holds, asked all at once: checked against a
+        bitmap of the paired near UIDs (an eighth of a byte each: no index of the table)."""
+        top = self._max_near
+        if not self or top > 64 * len(self) + 65536:
+            return [u for u in near_uids if self.far_of_near(u) is None]
+        bitmap = bytearray(top // 8 + 1)
+        for f, n in zip(self._far, self._near, strict=True):
+            if f not in self._gone:
+                bitmap[n >> 3] |= 1 << (n & 7)
+        for v in self._extra.values():
+            n = v >> 8
+            bitmap[n >> 3] |= 1 << (n & 7)
+        return [u for u in near_uids if u > top or not bitmap[u >> 3] & (1 << (u & 7))]
 
     def items(self) -> Iterator[tuple[int, int, int]]:
         """(far, near, flags) in ascending far UID; do not change the table while iterating."""
-        self._sort()
-        return ((f, v >> 8, v & MAX_FLAGS) for f, v in self._map.items())
+        self._compact()
+        return zip(self._far, self._near, self._flags, strict=True)
+
+    def columns(self) -> tuple[array[int], array[int], array[int]]:
+        """(far UIDs, near UIDs, flags), ascending far UID: the table's own arrays, to read
+        only and only until the next change."""
+        self._compact()
+        return self._far, self._near, self._flags
+
+    def flags_by(self, side: Side) -> UidMap:
+        """The synced flags keyed by one side's UIDs, as a compact sorted map (a copy)."""
+        self._compact()
+        if side is Side.FAR:
+            return UidMap(array(UID_CODE, self._far), array(FLAGS_CODE, self._flags))
+        stale = self._index is not None and (self._index.late or len(self._index.near) != len(self._near))
+        if stale:  # pairs added since it was built: only a fresh index is exact
+            self._index = None
+        index = self._near_index()
+        if index.pos is None:
+            return UidMap(array(UID_CODE, self._near), array(FLAGS_CODE, self._flags))
+        return UidMap(array(UID_CODE, index.near), array(FLAGS_CODE, map(self._flags.__getitem__, index.pos)))
 
     # -- changes ---------------------------------------------------------------------
 
@@ -147,67 +214,160 @@ class PairTable:
         _check_uid("near", near_uid)
         if not 0 <= flags <= MAX_FLAGS:
             raise ValueError(f"flags {flags} of far UID {far_uid} do not fit in a byte")
-        pairs = self._pairs()
-        if far_uid in pairs:
-            raise ValueError(f"far UID {far_uid} is already paired (with near UID {pairs[far_uid] >> 8})")
-        index = self._near_index()
-        if near_uid in index:
-            raise ValueError(f"near UID {near_uid} is already paired (with far UID {index[near_uid]})")
-        pairs[far_uid] = near_uid << 8 | flags
-        index[near_uid] = far_uid
-        if far_uid > self._last_far:
-            self._last_far = far_uid
+        paired = self.near_of(far_uid)
+        if paired is not None:
+            raise ValueError(f"far UID {far_uid} is already paired (with near UID {paired})")
+        other = self.far_of_near(near_uid)  # free when near_uid is above all (the usual case)
+        if other is not None:
+            raise ValueError(f"near UID {near_uid} is already paired (with far UID {other})")
+        far = self._far
+        if not far or far_uid > far[-1]:
+            far.append(far_uid)
+            self._near.append(near_uid)
+            self._flags.append(flags)
+        elif far_uid in self._gone:  # paired before, removed in this run: its slot is free
+            i = bisect_left(far, far_uid)
+            self._gone.discard(far_uid)
+            self._near[i], self._flags[i] = near_uid, flags
         else:
-            self._ordered = False
+            self._extra[far_uid] = near_uid << 8 | flags
+        if self._index is not None:
+            self._index.late[near_uid] = far_uid
+        self._max_near = max(self._max_near, near_uid)
 
     def remove_far(self, far_uid: int) -> None:
         """Drop a pair; KeyError if ``far_uid`` is not paired."""
-        v = self._pairs().pop(far_uid)
-        if self._index is not None:
-            del self._index[v >> 8]
+        if self._extra.pop(far_uid, None) is not None:
+            return
+        if self._pos(far_uid) < 0:
+            raise KeyError(far_uid)
+        self._gone.add(far_uid)
 
     def set_flags(self, far_uid: int, flags: int) -> None:
         """Record new synced flags; KeyError if ``far_uid`` is not paired."""
-        pairs = self._pairs()
-        v = pairs[far_uid]
         if not 0 <= flags <= MAX_FLAGS:
+            if far_uid not in self:
+                raise KeyError(far_uid)
             raise ValueError(f"flags {flags} of far UID {far_uid} do not fit in a byte")
-        pairs[far_uid] = v & ~MAX_FLAGS | flags  # an existing key keeps its place (and order)
+        v = self._extra.get(far_uid)
+        if v is not None:
+            self._extra[far_uid] = v & ~MAX_FLAGS | flags
+            return
+        i = self._pos(far_uid)
+        if i < 0:
+            raise KeyError(far_uid)
+        self._flags[i] = flags
+
+    def merge(self, parts: list[PairTable]) -> int:
+        """Add the pairs of ``parts`` whose far and near UIDs are both unpaired here (part by
+        part in far order, so of two that share a UID the first wins); return how many.
+
+        Parts above everything here, with distinct UIDs (range copies of a first pull), are
+        appended by whole columns, checked with a bitmap of near UIDs: no per-pair index."""
+        parts = sorted((p for p in parts if p), key=lambda p: p._first_far())
+        for p in parts:
+            p._compact()
+        if not parts:
+            return 0
+        cols = [(p._far, p._near) for p in parts]
+        if self._appendable(cols):
+            for p in parts:
+                self._far.extend(p._far)
+                self._near.extend(p._near)
+                self._flags.extend(p._flags)
+                self._max_near = max(self._max_near, max(p._near))
+            self._index = None
+            return sum(len(p._far) for p in parts)
+        added = 0
+        for p in parts:
+            for far_uid, near_uid, flags in p.items():
+                if far_uid not in self and self.far_of_near(near_uid) is None:
+                    self.add(far_uid, near_uid, flags)
+                    added += 1
+        return added
 
     # -- internals -------------------------------------------------------------------
 
-    def _pairs(self) -> dict[int, int]:
-        if self._pending is not None:
-            self._materialise(*self._pending)
-        return self._map
+    def _first_far(self) -> int:
+        return min(self._far[0] if self._far else MAX_UID + 1, min(self._extra, default=MAX_UID + 1))
 
-    def _materialise(self, far_le: bytes, near_le: bytes, flags: bytes) -> None:
-        n = len(flags)
-        packed = bytearray(8 * n)  # little-endian u64: flags, near (4 bytes), zeros
-        packed[0::8] = flags
-        for i in range(4):
-            packed[1 + i :: 8] = near_le[i::4]
-        far = _from_le(_U32, far_le)
-        pairs = dict(zip(far, _from_le(_U64, bytes(packed)), strict=True))
-        if len(pairs) != n or 0 in pairs:
-            raise ValueError("the pair table repeats a far UID or holds UID 0")
-        far_list = far.tolist()
-        self._ordered = far_list == sorted(far_list)
-        self._last_far = max(far_list)
-        self._map, self._pending = pairs, None
+    def _appendable(self, cols: list[tuple[array[int], array[int]]]) -> bool:
+        """Whether these columns (in order) can follow the table's own as they are: far UIDs
+        ascending past the table's, near UIDs above the table's and all distinct."""
+        last = max(self._far[-1] if self._far else 0, max(self._extra, default=0))
+        for far, _near in cols:
+            if far[0] <= last or not _ascending(far):
+                return False
+            last = far[-1]
+        floor = self._max_near
+        count = sum(len(near) for _far, near in cols)
+        top = max(max(near) for _far, near in cols)
+        if min(min(near) for _far, near in cols) <= floor:
+            return False
+        if top - floor > 64 * count + 65536:  # sparse: a set is smaller than a bitmap
+            seen_set: set[int] = set()
+            for _far, near in cols:
+                seen_set.update(near)
+            return len(seen_set) == count
+        seen = bytearray((top - floor) // 8 + 1)
+        for _far, near in cols:
+            for n in near:
+                k = n - floor
+                bit = 1 << (k & 7)
+                if seen[k >> 3] & bit:
+                    return False
+                seen[k >> 3] |= bit
+        return True
 
-    def _near_index(self) -> dict[int, int]:
+    def _pos(self, far_uid: int) -> int:
+        """Position of a paired ``far_uid`` in the columns, or -1."""
+        far = self._far
+        i = bisect_left(far, far_uid)
+        if i == len(far) or far[i] != far_uid or far_uid in self._gone:
+            return -1
+        return i
+
+    def _near_index(self) -> _NearIndex:
         if self._index is None:
-            pairs = self._pairs()
-            near = _from_le(_U32, _near_of_packed(_to_le(array(_U64, pairs.values()))))
-            index = dict(zip(near, pairs.keys(), strict=True))
-            if len(index) != len(pairs) or 0 in index:
-                raise ValueError("the pair table repeats a near UID or holds UID 0")
-            self._index = index
+            near = self._near
+            if _ascending(near):
+                self._index = _NearIndex(array(UID_CODE, near), None)
+            else:
+                order = sorted(range(len(near)), key=near.__getitem__)
+                by_near = array(UID_CODE, map(near.__getitem__, order))
+                if not self._gone and not _ascending(by_near):
+                    raise ValueError("the pair table repeats a near UID")
+                self._index = _NearIndex(by_near, array(UID_CODE, order))
+            for far_uid, v in self._extra.items():
+                self._index.late[v >> 8] = far_uid
         return self._index
 
-    def _sort(self) -> None:
-        pairs = self._pairs()
-        if not self._ordered:
-            self._map = {k: pairs[k] for k in sorted(pairs)}
-            self._ordered = True
+    def _compact(self) -> None:
+        """Fold the overlay and the removals into the columns (ascending far UID again)."""
+        if not (self._gone or self._extra):
+            return
+        gone, extra = self._gone, sorted(self._extra.items())
+        far, near, flags = array(UID_CODE), array(UID_CODE), array(FLAGS_CODE)
+        k = 0
+        for f, n, fl in zip(self._far, self._near, self._flags, strict=True):
+            while k < len(extra) and extra[k][0] < f:
+                far.append(extra[k][0])
+                near.append(extra[k][1] >> 8)
+                flags.append(extra[k][1] & MAX_FLAGS)
+                k += 1
+            if f not in gone:
+                far.append(f)
+                near.append(n)
+                flags.append(fl)
+        for f, v in extra[k:]:
+            far.append(f)
+            near.append(v >> 8)
+            flags.append(v & MAX_FLAGS)
+        self._far, self._near, self._flags = far, near, flags
+        self._gone, self._extra, self._index = set(), {}, None
+
+    def _sort_columns(self) -> None:
+        order = sorted(range(len(self._far)), key=self._far.__getitem__)
+        self._far = array(UID_CODE, map(self._far.__getitem__, order))
+        self._near = array(UID_CODE, map(self._near.__getitem__, order))
+        self._flags = array(FLAGS_CODE, map(self._flags.__getitem__, order))

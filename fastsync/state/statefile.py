@@ -28,6 +28,7 @@ from pathlib import Path
 
 from fastsync.errors import FolderError
 from fastsync.state import codec
+from fastsync.state.pairs import PairTable
 from fastsync.state.paths import make_private_dirs
 from fastsync.state.records import FolderState, JournalRecord, apply_record
 
@@ -159,6 +160,7 @@ class StateFile:
         """Add the pairs of the part states to ``state``; their change marks go to ``marks``."""
         pattern = re.compile(re.escape(self.path.name) + r"\.part\d+")
         names = sorted(n for n in _names_in(self.path.parent) if pattern.fullmatch(n))
+        tables: list[PairTable] = []
         for name in names:
             path = self.path.parent / name
             self._parts.append(path)
@@ -179,11 +181,11 @@ class StateFile:
                 log.info("ignoring part state %s: it belongs to other UIDVALIDITYs", path)
                 continue
             marks.append(part.far_modseq)
-            pairs = state.pairs
-            for far_uid, near_uid, flags in part.pairs.items():
-                # already there when a crash came between the commit and the removal of the parts
-                if far_uid not in pairs and pairs.far_of_near(near_uid) is None:
-                    pairs.add(far_uid, near_uid, flags)
+            tables.append(part.pairs)
+        if state is not None:
+            # Pairs already there (a crash came between the commit and the removal of the
+            # parts) are skipped; the parts of a first pull are appended by whole columns.
+            state.pairs.merge(tables)
         return state
 
     def _remove_parts(self) -> None:

@@ -14,7 +14,8 @@ AccountError when the account cannot be used at all (login, TLS).
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+from array import array
+from collections.abc import Iterator, Mapping, Sequence
 
 import msgspec
 
@@ -25,6 +26,10 @@ _MAX_SET_CHARS = 4000  # keeps every IMAP command line well under servers' limit
 
 def uid_set(uids: Sequence[int]) -> str:
     """Compress sorted-or-not UIDs into an IMAP sequence set: ``1:3,7,9:10``."""
+    if isinstance(uids, range) and uids.step == 1:  # a whole UID range: no list of it
+        if not uids:
+            return ""
+        return str(uids.start) if len(uids) == 1 else f"{uids.start}:{uids.stop - 1}"
     parts: list[str] = []
     ordered = sorted(set(uids))
     i = 0
@@ -49,12 +54,16 @@ def uid_set_chunks(uids: Sequence[int]) -> Iterator[str]:
 
 
 def parse_uid_set(text: str) -> list[int]:
-    out: list[int] = []
+    return list(iter_uid_set(text))
+
+
+def iter_uid_set(text: str) -> Iterator[int]:
+    """The UIDs of an IMAP sequence set, one at a time (a set of a million UIDs is a short
+    text, and no list of them is made)."""
     for part in text.split(","):
         lo, _, hi = part.partition(":")
         a, b = int(lo), int(hi or lo)
-        out.extend(range(min(a, b), max(a, b) + 1))
-    return out
+        yield from range(min(a, b), max(a, b) + 1)
 
 
 class FolderEntry(msgspec.Struct, frozen=True):
@@ -77,20 +86,22 @@ class FolderStatus(msgspec.Struct):
 class Listing(msgspec.Struct):
     """The messages of the selected folder now.
 
-    ``flags`` holds every message (UID -> Flags bits). ``sizes`` holds at least the messages
+    ``flags`` holds every message (UID -> Flags bits). The stores return compact sorted
+    maps (fastsync.uidmap.UidMap); any mapping will do. ``sizes`` holds at least the messages
     with a UID above the ``sizes_above`` the caller asked for (size in bytes; for a Maildir
     the file size, which may differ from the CRLF size by the line count: use it for
     batching only).
     """
 
-    flags: dict[int, int]
-    sizes: dict[int, int]
+    flags: Mapping[int, int]
+    sizes: Mapping[int, int]
 
 
 class Changes(msgspec.Struct):
-    """A listing by difference: every UID now present, and flags of those changed since."""
+    """A listing by difference: every UID now present (sorted, unique: uidmap.uid_array),
+    and flags of those changed since."""
 
-    uids: set[int]
+    uids: array[int]
     flags: dict[int, int]
     sizes: dict[int, int]
 
@@ -155,7 +166,7 @@ class Store(abc.ABC):
         return None
 
     @abc.abstractmethod
-    def fetch(self, uids: list[int]) -> Iterator[Fetched]:
+    def fetch(self, uids: Sequence[int]) -> Iterator[Fetched]:
         """Read these messages in one batch; UIDs that no longer exist are left out."""
 
     @abc.abstractmethod

@@ -14,7 +14,7 @@ import hashlib
 import logging
 import re
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,12 +41,15 @@ from fastsync.stores.base import (
     FolderStatus,
     Listing,
     Store,
+    iter_uid_set,
     parse_uid_set,
     uid_set_chunks,
 )
 from fastsync.stores.imap_auth import Login
-from fastsync.stores.imap_conn import Client, keeps_pipelined_login, logout_nowait
+from fastsync.stores.imap_conn import Client, logout_nowait
 from fastsync.stores.imap_fetch import FetchStream
+from fastsync.stores.imap_text import keeps_pipelined_login
+from fastsync.uidmap import FLAGS_CODE, SIZES_CODE, UidMapBuilder, uid_array
 
 log = logging.getLogger(__name__)
 
@@ -385,17 +388,17 @@ class ImapStore(Store):
         if not self._exists:
             return Listing(flags={}, sizes={})
         stream = FetchStream(self.client._imap)
-        flags: dict[int, int] = {}
-        sizes: dict[int, int] = {}
+        flags = UidMapBuilder(FLAGS_CODE)
+        sizes = UidMapBuilder(SIZES_CODE)
         with self._errors("UID FETCH (FLAGS)"):
             # both commands in flight at once: the listing costs one round trip
             tags = (stream.send("1:*", "UID FLAGS"), stream.send(f"{sizes_above + 1}:*", "UID RFC822.SIZE"))
             for it in stream.read(*tags):  # answers may interleave: told apart by their items
                 if it.flags is not None:
-                    flags[it.uid] = flags_from_imap(it.flags)
+                    flags.add(it.uid, flags_from_imap(it.flags))
                 if it.uid > sizes_above and it.size is not None:
-                    sizes[it.uid] = it.size
-        return Listing(flags=flags, sizes=sizes)
+                    sizes.add(it.uid, it.size)
+        return Listing(flags=flags.finish(), sizes=sizes.finish())
 
     def list_changes(self, since_modseq: int, sizes_above: int) -> Changes | None:
         """What changed since ``since_modseq`` (CONDSTORE + ESEARCH), in one round trip.
@@ -406,7 +409,7 @@ class ImapStore(Store):
         if not (self.has(b"CONDSTORE") and self.has(b"ESEARCH")) or since_modseq <= 0:
             return None
         if not self._exists:
-            return Changes(uids=set(), flags={}, sizes={})
+            return Changes(uids=uid_array(()), flags={}, sizes={})
         stream = FetchStream(self.client._imap)
         with self._errors("UID FETCH (CHANGEDSINCE)"):
             tags = (
@@ -417,7 +420,8 @@ class ImapStore(Store):
             items, uid_text = stream.read_with_search(*tags)
         flags = {it.uid: flags_from_imap(it.flags) for it in items if it.flags is not None}
         sizes = {it.uid: it.size for it in items if it.uid > sizes_above and it.size is not None}
-        return Changes(uids=set(parse_uid_set(uid_text)) if uid_text else set(), flags=flags, sizes=sizes)
+        present = uid_array(iter_uid_set(uid_text) if uid_text else ())
+        return Changes(uids=present, flags=flags, sizes=sizes)
 
     def uids_in_dates(self, since: float | None, before: float | None) -> set[int] | None:
         criteria: list[Any] = []
@@ -430,7 +434,7 @@ class ImapStore(Store):
         with self._errors("UID SEARCH"):
             return set(self.client.search(criteria))
 
-    def fetch(self, uids: list[int]) -> Iterator[Fetched]:
+    def fetch(self, uids: Sequence[int]) -> Iterator[Fetched]:
         stream = FetchStream(self.client._imap)
         for chunk in uid_set_chunks(uids):
             with self._errors("UID FETCH (BODY.PEEK[])"):

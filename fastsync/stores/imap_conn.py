@@ -24,6 +24,9 @@ from imapclient.imap4 import IMAP4WithTimeout
 from imapclient.tls import IMAP4_TLS, wrap_socket
 
 from fastsync.stores import early
+from fastsync.stores.imap_text import quotable, quoted
+
+__all__ = ["Client", "login_pipelined", "logout_nowait", "quotable"]
 
 _GREETING_CAPS = re.compile(rb"\* (?:OK|PREAUTH) \[CAPABILITY ([^\]]*)\]", re.I)
 
@@ -101,26 +104,6 @@ def logout_nowait(imap: Any) -> None:
         imap.shutdown()
 
 
-def quotable(text: str) -> bool:
-    """Whether ``text`` can travel as an IMAP quoted string (7-bit, no NUL, CR or LF)."""
-    return all(0 < ord(ch) < 128 and ch not in "\r\n" for ch in text)
-
-
-def _quoted(text: str) -> bytes:
-    return b'"' + text.replace("\\", "\\\\").replace('"', '\\"').encode("ascii") + b'"'
-
-
-# Greetings of servers that lose what a client sends after LOGIN before LOGIN's answer:
-# Courier's imaplogin reads the command, then execs imapd, and the bytes it had buffered are
-# gone (the pipelined command is never answered). Verified against Courier-IMAP 5.0.
-_DROPS_PIPELINED_LOGIN = (b"Courier-IMAP",)
-
-
-def keeps_pipelined_login(welcome: bytes | None) -> bool:
-    """Whether a command may follow LOGIN in the same write, judging by the server's greeting."""
-    return not any(name in (welcome or b"") for name in _DROPS_PIPELINED_LOGIN)
-
-
 def login_pipelined(client: Any, user: str, password: str, command: str) -> bool:
     """LOGIN and then ``command`` (an authenticated-state command line, untagged) in one write.
 
@@ -131,7 +114,7 @@ def login_pipelined(client: Any, user: str, password: str, command: str) -> bool
     the server refused it (NO, or BAD from one that does not know the command). Both
     ``user`` and ``password`` must be quotable().
     """
-    line = b"LOGIN " + _quoted(user) + b" " + _quoted(password)
+    line = b"LOGIN " + quoted(user) + b" " + quoted(password)
     return bool(send_login(client, "LOGIN", line, command))
 
 

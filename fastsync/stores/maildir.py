@@ -28,7 +28,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -38,6 +38,7 @@ from fastsync.folders import folder_name_from_path, maildir_path
 from fastsync.model import Fetched, Outgoing, to_crlf
 from fastsync.stores import maildir_io as mio
 from fastsync.stores import maildir_names as mn
+from fastsync.stores import maildir_scan as ms
 from fastsync.stores.base import FolderEntry, FolderStatus, Listing, Store
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,10 @@ class _Folder:
     validity: int
     next_uid: int
     phantom: bool = False  # created during a dry run: exists in memory only
-    loc: dict[int, tuple[str, str]] = field(default_factory=dict)  # uid -> (subdir, file name)
+    # uid -> (subdir, file name) of the files found for reads, renames and unlinks only: a
+    # listing keeps no name per message (maildir_scan)
+    loc: dict[int, tuple[str, str]] = field(default_factory=dict)
+    listed: bool = False  # files without a UID have been numbered
     dirty: set[str] = field(default_factory=set)  # subdirs changed since their last fsync
 
     @property
@@ -209,24 +213,37 @@ class MaildirStore(Store):
         sel = self._selected()
         if sel.phantom:
             return Listing(flags={}, sizes={})
-        loc, fresh = self._classify(sel, self._scan(sel))
-        flags: dict[int, int] = {}
-        sizes: dict[int, int] = {}
-        for uid, (sub, name) in loc.items():
-            flags[uid] = mn.info_flags(mn.split_name(name)[1]) if sub == "cur" else 0
-            if uid > sizes_above:
-                sizes[uid] = mio.file_size(os.path.join(sel.dir, sub, name))
-        for uid, sub, name, info, size in self._number(sel, fresh):
-            loc[uid] = (sub, name)
-            flags[uid] = mn.info_flags(info) if sub == "cur" else 0
-            sizes[uid] = size
-        sel.loc = loc
-        return Listing(flags=flags, sizes=sizes)
+        found = ms.scan_listing(sel.dir, self._uid_reader(sel), sel.next_uid, sizes_above)
+        flags, sizes = found.flags, found.sizes
+        if found.twins:
+            self._part_twins(sel, found)
+        for uid, sub, _name, info, size in self._number(sel, found.fresh):  # above every UID so far
+            flags.uids.append(uid)
+            flags.vals.append(mn.info_flags(info) if sub == "cur" else 0)
+            sizes.add(uid, size)
+        sel.listed = True
+        return Listing(flags=flags, sizes=sizes.finish())
 
-    def fetch(self, uids: list[int]) -> Iterator[Fetched]:
+    def _uid_reader(self, sel: _Folder) -> Callable[[str], int]:
+        virtual = None if self._writes else self._virtual.setdefault(sel.dir, {})
+        return lambda base: self._uid_of(sel, base, virtual)
+
+    def _part_twins(self, sel: _Folder, found: ms.Scanned) -> None:
+        """Of files sharing a UID, the first by name keeps it (and gives the flags); the
+        others join the files to number."""
+        for uid, files in ms.locate(sel.dir, self._uid_reader(sel), found.twins).items():
+            sub, name = files[0]
+            i = found.flags.index(uid)
+            if i >= 0:
+                found.flags.vals[i] = mn.info_flags(mn.split_name(name)[1]) if sub == "cur" else 0
+            for sub, name in files[1:]:
+                base, info = mn.split_name(name)
+                found.fresh.append((base, info, sub, name))
+
+    def fetch(self, uids: Sequence[int]) -> Iterator[Fetched]:
         sel = self._selected()
-        if not sel.loc and not sel.phantom:
-            self.list_messages(_MAX_UID)  # not listed yet (a fetch of a whole UID range): find the files
+        if not sel.listed and not sel.phantom:
+            self.list_messages(_MAX_UID)  # not listed yet (a fetch of a whole UID range): number the files
 
         def read(sub: str, name: str) -> tuple[int, float, bytes]:
             with open(os.path.join(sel.dir, sub, name), "rb") as f:
@@ -270,7 +287,6 @@ class MaildirStore(Store):
                         problem = (k, e)
                         break
                     uids.append(first + k)
-                    sel.loc[first + k] = ("cur", name)
         finally:
             for unique in staged[len(uids) :]:
                 mio.discard(os.path.join(tmpdir, unique))
@@ -388,7 +404,7 @@ class MaildirStore(Store):
         validity, nxt = self._uidvalidity(path)
         if self._readonly and exists and path not in self._mem_uidvalidity:
             probe = _Folder(name, path, validity, nxt)
-            if self._classify(probe, self._scan(probe))[1]:
+            if ms.scan_listing(probe.dir, self._uid_reader(probe), probe.next_uid, _MAX_UID).fresh:
                 validity, nxt = secrets.randbelow(_MAX_UID) + 1, 1
                 self._mem_uidvalidity[path] = (validity, nxt)
                 log.info(
@@ -553,45 +569,11 @@ class MaildirStore(Store):
             )
         return first
 
-    def _scan(self, sel: _Folder) -> list[tuple[str, str]]:
-        try:
-            return mio.stable_scan(sel.dir)
-        except OSError as e:
-            raise FolderError(f"{self._label}: cannot list folder {sel.name!r}: {mio.reason(e)}") from e
-
     def _uid_of(self, sel: _Folder, base: str, virtual: dict[str, int] | None) -> int:
         uid = mn.uid_of(base, sel.vhex)
         if uid == 0 and virtual is not None:
             uid = virtual.get(base, 0)
         return uid if uid < sel.next_uid else 0
-
-    def _classify(
-        self, sel: _Folder, entries: list[tuple[str, str]]
-    ) -> tuple[dict[int, tuple[str, str]], list[_Entry]]:
-        """Split files into those with a valid UID, as UID -> (subdir, name) (the first by name
-        wins a duplicate), and the rest. ``entries`` is consumed: its memory goes as it is read."""
-        virtual = None if self._writes else self._virtual.setdefault(sel.dir, {})
-        kept: dict[int, tuple[str, str]] = {}
-        fresh: list[_Entry] = []
-        entries.reverse()
-        while entries:
-            sub, name = entries.pop()
-            base, info = mn.split_name(name)
-            uid = self._uid_of(sel, base, virtual)
-            if uid == 0:
-                fresh.append((base, info, sub, name))
-                continue
-            other = kept.get(uid)
-            if other is None:
-                kept[uid] = (sub, name)
-                continue
-            other_base, other_info = mn.split_name(other[1])
-            if base < other_base:
-                fresh.append((other_base, other_info, other[0], other[1]))
-                kept[uid] = (sub, name)
-            else:
-                fresh.append((base, info, sub, name))
-        return kept, fresh
 
     def _number(self, sel: _Folder, fresh: list[_Entry]) -> Iterator[tuple[int, str, str, str | None, int]]:
         """Give each file of ``fresh`` a UID; yield (uid, subdir, file name, info, size).
@@ -629,19 +611,18 @@ class MaildirStore(Store):
             sel.dirty.add(sub)
             yield uid, sub, name, info, size
 
-    def _relocate(self, sel: _Folder) -> None:
-        """Find the files of the listed UIDs again after a mail reader renamed some."""
-        virtual = None if self._writes else self._virtual.get(sel.dir)
-        found: dict[int, tuple[str, str]] = {}
-        for sub, name in self._scan(sel):
-            base = mn.split_name(name)[0]
-            uid = self._uid_of(sel, base, virtual)
-            if uid in sel.loc and (uid not in found or base < mn.split_name(found[uid][1])[0]):
-                found[uid] = (sub, name)
-        sel.loc = {uid: found[uid] for uid in sel.loc if uid in found}
+    def _locate(self, sel: _Folder, wanted: set[int]) -> None:
+        """Find the files of these UIDs (one scan); a UID without a file is forgotten."""
+        found = ms.locate(sel.dir, self._uid_reader(sel), wanted)
+        for uid in wanted:
+            files = found.get(uid)
+            if files:
+                sel.loc[uid] = files[0]
+            else:
+                sel.loc.pop(uid, None)
 
     def _each(
-        self, sel: _Folder, uids: list[int], what: str, action: Callable[[str, str], T]
+        self, sel: _Folder, uids: Sequence[int], what: str, action: Callable[[str, str], T]
     ) -> Iterator[tuple[int, T]]:
         """Run ``action(subdir, name)`` on the file of each listed UID; yield (uid, result).
 
@@ -649,6 +630,10 @@ class MaildirStore(Store):
         per call; a file gone for good is left out. Other OSErrors are FolderError.
         """
         relocated = False
+        if not sel.phantom:
+            missing = {u for u in uids if u not in sel.loc}
+            if missing:
+                self._locate(sel, missing)
         for uid in uids:
             while uid in sel.loc:
                 sub, name = sel.loc[uid]
@@ -658,7 +643,7 @@ class MaildirStore(Store):
                     if relocated:
                         log.debug("%s: UID %d of %r vanished", self._label, uid, sel.name)
                         break
-                    self._relocate(sel)
+                    self._locate(sel, set(uids))
                     relocated = True
                     continue
                 except OSError as e:

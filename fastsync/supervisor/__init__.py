@@ -104,16 +104,19 @@ class Supervisor:
         passwords: dict[str, str | None],
         *,
         folder_pairs: dict[str, list[tuple[FolderPair, int]]] | None = None,
+        folder_ranges: dict[str, Ranges] | None = None,
         engine_tune: dict[str, Any] | None = None,
         control: RunControl | None = None,
     ) -> None:
         """``folder_pairs`` (account -> pairs, largest first) replaces what the workers'
-        discovery finds, without range copies; ``engine_tune`` overrides EngineOptions fields.
+        discovery finds, with ``folder_ranges`` (account -> far folder -> UID ranges) for the
+        huge ones; ``engine_tune`` overrides EngineOptions fields.
         Both are how ``fastsync migrate`` runs its copy through this supervisor; ``control``
         bounds the run from outside (fastsync.dist's slices)."""
         self.config = config
         self.control = control or RunControl()
         self.folder_pairs = folder_pairs
+        self.folder_ranges = folder_ranges or {}
         self.engine_tune = engine_tune or {}
         self.opts = opts
         self.ui = ui
@@ -506,7 +509,8 @@ class Supervisor:
             if found is not None:
                 pairs, ranges = found
                 if self.folder_pairs is not None:  # decided by the caller (fastsync migrate)
-                    pairs, ranges = self.folder_pairs.get(account.name, []), {}
+                    pairs = self.folder_pairs.get(account.name, [])
+                    ranges = self.folder_ranges.get(account.name, {})
                 await self._run_jobs(pool, Schedule(pairs, ranges, summary))
         finally:
             if not account.remote.holdconnectionopen or self.stopping or summary.failed:

@@ -12,13 +12,16 @@ A UI never shows, logs or echoes a password: ``ask_password`` returns it to the 
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fastsync import events as ev
 from fastsync.ui.lines import lines_of
+
+if TYPE_CHECKING:  # asyncio costs a run that finds nothing to do a good part of its start-up
+    import asyncio
 
 
 class UIUnavailable(Exception):
