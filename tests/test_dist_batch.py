@@ -102,13 +102,19 @@ def test_a_machine_killed_mid_account_loses_and_duplicates_nothing_within_the_co
         victim = running_on(fleet, "wa")
     time.sleep(0.5)  # into its copy
     assert fleet.kill_machine("wa") >= 3  # the worker, its work horse, the horse's copy workers
+    # Whether the kill caught the account inside a slice (its lock still held by the dead runner)
+    # or between two slices (the lock let go, the next slice queued): only the first needs a revival.
+    held_by_dead = any(v["id"] == victim[0]["id"] for v in running_on(fleet, "wa"))
+    print(f"kill -9 landed {'inside' if held_by_dead else 'between'} slices of {victim[0]['id']}")
     summary = fleet.wait_finished(90)
     sampler.stop()
     assert summary["done"] == 5 and summary["failed"] == 1, summary
     assert_copied_exactly(pairs)
     rows = {r["account"]: r for r in fleet.report()}
     killed = rows[victim[0]["id"]]
-    assert killed["status"] == "done" and killed["revivals"] >= 1, killed  # picked up by the other machine
+    assert killed["status"] == "done", killed
+    if held_by_dead:  # the dead runner's lock expired and the other machine took the account over
+        assert int(killed["revivals"]) >= 1, killed
     bad = [r for r in rows.values() if r["src"].startswith(wrong[0].name)]
     assert len(bad) == 1 and bad[0]["status"] == "failed" and bad[0]["exit_code"] == 10
     assert bad[0]["error_class"] == "login" and bad[0]["attempts"] == 1 and "login" in bad[0]["error"]

@@ -80,8 +80,11 @@ def _job_alive(conn: Any, q: Any, job_id: str, now_ms: int, grace_ms: float) -> 
     if status == JobStatus.DEFERRED:
         return True
     if status == JobStatus.QUEUED:
-        waiting = conn.lpos(q.key, job_id) is not None or conn.lpos(q.intermediate_queue.key, job_id) is not None
-        return waiting
+        # Still on the queue: a worker will take it. Only on RQ's intermediate list (taken off the
+        # queue by a worker that never started it) past the grace period: that worker is gone,
+        # and RQ's own clean-up of that list may be many minutes away. A revived account names a
+        # new job, so the old one, should it still start, ends at once.
+        return conn.lpos(q.key, job_id) is not None
     if status == JobStatus.STARTED:
         started = job.started_at.timestamp() * 1000 if job.started_at else 0
         return now_ms - started < grace_ms
