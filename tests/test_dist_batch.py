@@ -101,11 +101,13 @@ def test_a_machine_killed_mid_account_loses_and_duplicates_nothing_within_the_co
         time.sleep(0.05)
         victim = running_on(fleet, "wa")
     time.sleep(0.5)  # into its copy
-    assert fleet.kill_machine("wa") >= 3  # the worker, its work horse, the horse's copy workers
+    killed_procs = fleet.kill_machine("wa")
     # Whether the kill caught the account inside a slice (its lock still held by the dead runner)
     # or between two slices (the lock let go, the next slice queued): only the first needs a revival.
     held_by_dead = any(v["id"] == victim[0]["id"] for v in running_on(fleet, "wa"))
     print(f"kill -9 landed {'inside' if held_by_dead else 'between'} slices of {victim[0]['id']}")
+    # inside a slice: the worker and its work horse (and any copy workers the horse had) died
+    assert killed_procs >= (2 if held_by_dead else 1), killed_procs
     summary = fleet.wait_finished(90)
     sampler.stop()
     assert summary["done"] == 5 and summary["failed"] == 1, summary
