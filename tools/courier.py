@@ -30,7 +30,6 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 import imapclient
 import psutil  # type: ignore[import-untyped]  # no stubs in the venv
@@ -38,6 +37,7 @@ import psutil  # type: ignore[import-untyped]  # no stubs in the venv
 from tools.dovecot import HOST, free_port
 from tools.mailserver import (
     SERVERS_DIR,
+    Started,
     SyslogSink,
     cmdline_has,
     launch_in_namespace,
@@ -83,7 +83,7 @@ class CourierUser:
         return self.server.connect(self.name, self.password, tls=tls)
 
 
-class Courier:
+class Courier(Started):
     """One private Courier-IMAP instance rooted at ``base_dir`` (see the module docstring).
 
     As root, ``base_dir`` and its parents must be enterable by ``nobody`` (tools.mailserver's
@@ -154,14 +154,6 @@ class Courier:
                 self._sink.close()
                 self._sink = None
 
-    def __enter__(self) -> Courier:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # -- users -------------------------------------------------------------------------------
 

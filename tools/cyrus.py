@@ -32,7 +32,6 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 import imapclient
 import psutil  # type: ignore[import-untyped]  # no stubs in the venv
@@ -40,6 +39,7 @@ import psutil  # type: ignore[import-untyped]  # no stubs in the venv
 from tools.dovecot import HOST, free_port
 from tools.mailserver import (
     SERVERS_DIR,
+    Started,
     SyslogSink,
     cmdline_has,
     launch_in_namespace,
@@ -92,7 +92,7 @@ class CyrusUser:
             client.logout()
 
 
-class Cyrus:
+class Cyrus(Started):
     """One private Cyrus instance rooted at ``base_dir`` (see the module docstring)."""
 
     def __init__(self, base_dir: Path, *, extra_config: str = "") -> None:
@@ -160,14 +160,6 @@ class Cyrus:
                 self._sink.close()
                 self._sink = None
 
-    def __enter__(self) -> Cyrus:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # -- users -------------------------------------------------------------------------------
 

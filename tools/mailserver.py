@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Self
 
 import imapclient
 import psutil  # type: ignore[import-untyped]  # no stubs in the venv
@@ -41,6 +41,23 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVERS_DIR = REPO_ROOT / ".servers"  # unpacked Debian packages (tools/setup.sh), gitignored
 DEVICES = ("null", "zero", "random", "urandom", "full", "tty")
 LOG_TAIL_LINES = 30
+
+
+class Started:
+    """A private server as a context manager: ``start()`` on entering, ``stop()`` on leaving."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 class MailServer(Protocol):
