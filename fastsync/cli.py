@@ -99,7 +99,6 @@ def _run(args: argparse.Namespace) -> ExitCode:
     from fastsync.credentials import get_password, password_needed
     from fastsync.events import Notice
     from fastsync.folders import load_pythonfile
-    from fastsync.supervisor import RunOptions, Supervisor
     from fastsync.ui import choose
 
     config = load_config(Path(args.config).expanduser() if args.config else default_config_path())
@@ -129,6 +128,9 @@ def _run(args: argparse.Namespace) -> ExitCode:
             failed = True
     if runnable and not failed and _nothing_moved(config, tuple(runnable), ui, passwords, pyglobals, args):
         return ExitCode.OK
+
+    # imported only now: a run with nothing to do (above) never needs the supervisor
+    from fastsync.supervisor import RunOptions, Supervisor
 
     opts = RunOptions(
         accounts=tuple(runnable),

@@ -22,6 +22,7 @@ from typing import Any
 
 import msgspec
 
+from fastsync import mutf7
 from fastsync.errors import ConfigError, FolderError
 from fastsync.stores.base import FolderEntry
 
@@ -134,18 +135,12 @@ def imap_decode(raw: bytes | str) -> str:
         if not raw.isascii():
             return raw
         raw = raw.encode("ascii")
-    from imapclient import imap_utf7  # lazily: the supervisor must not load imapclient
-
-    decoded: str = imap_utf7.decode(raw)
-    return decoded
+    return mutf7.decode(raw)
 
 
 def imap_encode(name: str) -> bytes:
     """Text -> modified UTF-7 bytes for the wire."""
-    from imapclient import imap_utf7
-
-    encoded: bytes = imap_utf7.encode(name)
-    return encoded
+    return mutf7.encode(name)
 
 
 # --- far <-> near mapping ----------------------------------------------------------------

@@ -76,12 +76,14 @@ class SyncEnv:
         return self.config
 
     def run(
-        self, *args: str, expect: int | None = 0, timeout: float = 300
+        self, *args: str, expect: int | None = 0, timeout: float = 300, python: tuple[str, ...] = ()
     ) -> subprocess.CompletedProcess[str]:
+        """fastsync with ``args``; ``python``: options for the interpreter (e.g. -X importtime)."""
         if not self.config.exists():
             self.write_config()
         cmd = [
             sys.executable,
+            *python,
             "-m",
             "fastsync",
             "-c",

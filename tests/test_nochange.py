@@ -29,6 +29,21 @@ def test_unchanged_account_is_answered_without_workers_and_says_so(env):
     assert "account Test: ok: 0 folders, copied 0 far->near and 0 near->far" in again.stdout
 
 
+def test_the_unchanged_run_loads_nothing_it_does_not_need(env):
+    env.run()
+    again = env.run("-d", "nochange", python=("-X", "importtime"))
+    assert QUICK in again.stderr
+    loaded = {
+        line.rsplit("|", 1)[1].strip()
+        for line in again.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert "fastsync.nochange" in loaded and "msgspec" in loaded  # the list is real
+    heavy = {"imapclient", "asyncio", "multiprocessing", "uvloop", "fastsync.supervisor", "fastsync.engine"}
+    assert not heavy & loaded, f"the no-change run imported {sorted(heavy & loaded)}"
+    assert not {"secrets", "ctypes", "encodings.idna"} & loaded  # small, but each a few ms
+
+
 def test_a_flag_changed_on_the_server_takes_the_ordinary_way_and_is_synced(env):
     env.run()
     c = env.imap()

@@ -22,7 +22,6 @@ import contextlib
 import logging
 import os
 import re
-import secrets
 import time
 from pathlib import Path
 
@@ -280,7 +279,7 @@ class StateFile:
         if self._too_new is not None:
             raise self._too_new
         self.close()
-        token = secrets.randbits(64) or 1
+        token = int.from_bytes(os.urandom(8), "little") or 1
         data = codec.encode_snapshot(state, token)
         try:
             self._set_corrupt_aside()

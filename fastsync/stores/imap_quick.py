@@ -137,7 +137,9 @@ def list_server(repo: ImapRepo, password: str) -> ListedServer | None:
     if not password or not (quotable(repo.remoteuser) and quotable(password)):
         return None
     try:
-        sock = socket.create_connection((repo.remotehost, repo.port), repo.timeout)
+        host = repo.remotehost
+        # an ASCII name goes as bytes: a str would load the idna codec just to encode it
+        sock = socket.create_connection((host.encode() if host.isascii() else host, repo.port), repo.timeout)
     except OSError:
         return None
     try:

@@ -26,7 +26,6 @@ import errno
 import fcntl
 import logging
 import os
-import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +52,11 @@ _STORE_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 _Entry = tuple[str, str | None, str, str]  # (base, info, subdir, file name)
+
+
+def _random_validity() -> int:
+    """A new UIDVALIDITY in 1..2**32-1 (os.urandom: the secrets module costs its import)."""
+    return int.from_bytes(os.urandom(4), "big") % _MAX_UID + 1
 
 
 class AppendError(MessageError):
@@ -405,7 +409,7 @@ class MaildirStore(Store):
         if self._readonly and exists and path not in self._mem_uidvalidity:
             probe = _Folder(name, path, validity, nxt)
             if ms.scan_listing(probe.dir, self._uid_reader(probe), probe.next_uid, _MAX_UID).fresh:
-                validity, nxt = secrets.randbelow(_MAX_UID) + 1, 1
+                validity, nxt = _random_validity(), 1
                 self._mem_uidvalidity[path] = (validity, nxt)
                 log.info(
                     "%s: read-only folder %r has files without a UID; they are numbered in memory "
@@ -467,7 +471,7 @@ class MaildirStore(Store):
             with open(path, "rb") as f:
                 text = f.read(256)
         except FileNotFoundError:
-            validity = secrets.randbelow(_MAX_UID) + 1
+            validity = _random_validity()
             if not self._writes:
                 self._mem_uidvalidity[folder] = (validity, 1)
                 return validity, 1
@@ -492,7 +496,7 @@ class MaildirStore(Store):
         """Create the uidvalidity file unless it exists (False then): written aside, then
         linked into place, which fails rather than replace a file another process created."""
         path = os.path.join(folder, UIDVALIDITY_FILE)
-        tmp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        tmp = f"{path}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
         try:
             self._write_private(tmp, f"{validity}\n1\n".encode())
             try:

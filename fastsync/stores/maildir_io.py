@@ -6,7 +6,6 @@ write where. Writes are 0600 files created with O_EXCL in tmp/, never through a 
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import math
 import os
@@ -68,6 +67,8 @@ def file_size(path: str) -> int:
 
 
 def _load_syncfs() -> Callable[[int], int] | None:
+    import ctypes  # here, not at the top: the run that finds nothing to do never writes
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         fn = libc.syncfs
@@ -78,14 +79,23 @@ def _load_syncfs() -> Callable[[int], int] | None:
     return cast(Callable[[int], int], fn)
 
 
-SYNCFS = _load_syncfs()
+def __getattr__(name: str) -> Callable[[int], int] | None:
+    """``SYNCFS``: libc's syncfs(2), or None where there is none; looked up on first use."""
+    if name != "SYNCFS":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    fn = _load_syncfs()
+    globals()["SYNCFS"] = fn
+    return fn
 
 
 def syncfs(fd: int) -> bool:
     """syncfs(2) the filesystem holding ``fd``; False when unavailable (caller fsyncs instead)."""
-    if SYNCFS is None:
+    fn = globals()["SYNCFS"] if "SYNCFS" in globals() else __getattr__("SYNCFS")
+    if fn is None:
         return False
-    if SYNCFS(fd) != 0:
+    if fn(fd) != 0:
+        import ctypes
+
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
     return True
