@@ -138,8 +138,10 @@ def list_server(repo: ImapRepo, password: str) -> ListedServer | None:
         return None
     try:
         host = repo.remotehost
-        # an ASCII name goes as bytes: a str would load the idna codec just to encode it
-        sock = socket.create_connection((host.encode() if host.isascii() else host, repo.port), repo.timeout)
+        # an ASCII name goes as bytes (getaddrinfo takes them; typeshed says str only): a str
+        # would load the idna codec just to encode it
+        address = (host.encode() if host.isascii() else host, repo.port)
+        sock = socket.create_connection(address, repo.timeout)  # type: ignore[arg-type]
     except OSError:
         return None
     try:
