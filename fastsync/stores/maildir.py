@@ -229,8 +229,17 @@ class MaildirStore(Store):
         return Listing(flags=flags, sizes=sizes.finish())
 
     def _uid_reader(self, sel: _Folder) -> Callable[[str], int]:
+        """``uid_of(base)`` for one scan of ``sel``: the file's valid UID, or 0."""
         virtual = None if self._writes else self._virtual.setdefault(sel.dir, {})
-        return lambda base: self._uid_of(sel, base, virtual)
+        vhex, limit, parse = sel.vhex, sel.next_uid, mn.uid_of
+
+        def uid_of(base: str) -> int:  # once per file of a folder: kept to the few steps it needs
+            uid = parse(base, vhex)
+            if uid == 0 and virtual is not None:
+                uid = virtual.get(base, 0)
+            return uid if uid < limit else 0
+
+        return uid_of
 
     def _part_twins(self, sel: _Folder, found: ms.Scanned) -> None:
         """Of files sharing a UID, the first by name keeps it (and gives the flags); the
@@ -572,12 +581,6 @@ class MaildirStore(Store):
                 f"{UIDVALIDITY_FILE} there renumbers it"
             )
         return first
-
-    def _uid_of(self, sel: _Folder, base: str, virtual: dict[str, int] | None) -> int:
-        uid = mn.uid_of(base, sel.vhex)
-        if uid == 0 and virtual is not None:
-            uid = virtual.get(base, 0)
-        return uid if uid < sel.next_uid else 0
 
     def _number(self, sel: _Folder, fresh: list[_Entry]) -> Iterator[tuple[int, str, str, str | None, int]]:
         """Give each file of ``fresh`` a UID; yield (uid, subdir, file name, info, size).

@@ -69,9 +69,25 @@ def info_with_flags(info: str | None, flags: int) -> str:
 
 
 def uid_of(base: str, vhex: str) -> int:
-    """The UID written in ``base`` if its V field equals ``vhex``; 0 when absent or foreign."""
-    if ",U=" not in base:
+    """The UID written in ``base`` if its V field equals ``vhex``; 0 when absent or foreign.
+
+    The U and V fields are the first of their kind among the comma-separated fields after
+    the first. Names as with_uid writes them (``...,U=7,V=1f``, perhaps more fields after)
+    are read without splitting; anything else takes the general way."""
+    u = base.find(",U=")
+    if u < 0:
         return 0
+    end = base.find(",", u + 3)
+    if end > u + 3 and base.startswith("V=", end + 1) and base.find(",V=") == end:
+        digits = base[u + 3 : end]
+        tail = end + 3 + len(vhex)
+        if digits.isdigit() and digits.isascii() and digits[0] != "0":
+            ours = base.startswith(vhex, end + 3) and (tail == len(base) or base[tail] == ",")
+            return int(digits) if ours else 0
+    return _uid_of_fields(base, vhex)
+
+
+def _uid_of_fields(base: str, vhex: str) -> int:
     uid = 0
     validity: str | None = None
     for field in base.split(",")[1:]:
