@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fastsync.stores import maildir_names as mn
+from fastsync.stores.maildir_scan import UidReader
 
 FIELD = st.sampled_from(["U=", "V=", "S=", "W=", "U=0", "V=1f", "U=12", "U=x", "V=", ""]).flatmap(
     lambda head: st.text("0123456789abfU=V", max_size=4).map(lambda rest: head + rest)
@@ -35,3 +36,20 @@ def test_examples() -> None:
     assert mn.uid_of("1700000000.M1P2Q3.host,U=42,V=1e", "1f") == 0
     assert mn.uid_of("1700000000.M1P2Q3.host,U=42", "1f") == 0
     assert mn.uid_of("1700000000.M1P2Q3.host", "1f") == 0
+
+
+WRITTEN = st.builds(mn.with_uid, BASE, st.integers(1, 60), VHEX.filter(bool))  # as fastsync names files
+INFO = st.none() | st.text("2,FSRT:x", max_size=5)
+NAME = st.tuples(BASE | WRITTEN, INFO).map(lambda bi: mn.join_name(*bi))
+
+
+@given(st.lists(NAME | st.text(min_size=1, max_size=8), min_size=1, max_size=8), VHEX, st.integers(0, 50))
+def test_reading_a_directory_in_bulk_agrees_with_reading_each_name(names, vhex, limit) -> None:
+    def general(base: str) -> int:
+        uid = mn.uid_of(base, vhex)
+        return uid if uid < limit else 0
+
+    reader = UidReader(general=general, vhex=vhex, limit=limit)
+    expected = [(*mn.split_name(n), general(mn.split_name(n)[0])) for n in names]
+    assert list(reader.read(names)) == expected
+    assert [mn.join_name(b, i) for b, i, _ in reader.read(names)] == names

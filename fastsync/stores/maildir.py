@@ -217,7 +217,7 @@ class MaildirStore(Store):
         sel = self._selected()
         if sel.phantom:
             return Listing(flags={}, sizes={})
-        found = ms.scan_listing(sel.dir, self._uid_reader(sel), sel.next_uid, sizes_above)
+        found = ms.scan_listing(sel.dir, self._uid_reader(sel), sizes_above)
         flags, sizes = found.flags, found.sizes
         if found.twins:
             self._part_twins(sel, found)
@@ -228,18 +228,18 @@ class MaildirStore(Store):
         sel.listed = True
         return Listing(flags=flags, sizes=sizes.finish())
 
-    def _uid_reader(self, sel: _Folder) -> Callable[[str], int]:
-        """``uid_of(base)`` for one scan of ``sel``: the file's valid UID, or 0."""
+    def _uid_reader(self, sel: _Folder) -> ms.UidReader:
+        """How one scan of ``sel`` reads each file's valid UID (0: none)."""
         virtual = None if self._writes else self._virtual.setdefault(sel.dir, {})
-        vhex, limit, parse = sel.vhex, sel.next_uid, mn.uid_of
+        vhex, limit = sel.vhex, sel.next_uid
 
-        def uid_of(base: str) -> int:  # once per file of a folder: kept to the few steps it needs
-            uid = parse(base, vhex)
+        def uid_of(base: str) -> int:
+            uid = mn.uid_of(base, vhex)
             if uid == 0 and virtual is not None:
                 uid = virtual.get(base, 0)
             return uid if uid < limit else 0
 
-        return uid_of
+        return ms.UidReader(general=uid_of, vhex=vhex, limit=limit)
 
     def _part_twins(self, sel: _Folder, found: ms.Scanned) -> None:
         """Of files sharing a UID, the first by name keeps it (and gives the flags); the
@@ -417,7 +417,7 @@ class MaildirStore(Store):
         validity, nxt = self._uidvalidity(path)
         if self._readonly and exists and path not in self._mem_uidvalidity:
             probe = _Folder(name, path, validity, nxt)
-            if ms.scan_listing(probe.dir, self._uid_reader(probe), probe.next_uid, _MAX_UID).fresh:
+            if ms.scan_listing(probe.dir, self._uid_reader(probe), _MAX_UID).fresh:
                 validity, nxt = _random_validity(), 1
                 self._mem_uidvalidity[path] = (validity, nxt)
                 log.info(
@@ -436,8 +436,8 @@ class MaildirStore(Store):
             for sub in mio.SCANNED:
                 d = os.path.join(folder.dir, sub)
                 stamp = max(stamp, os.stat(d).st_mtime_ns)
-                with os.scandir(d) as it:
-                    count += sum(1 for e in it if not e.name.startswith(".") and e.is_file())
+                with os.scandir(d) as it:  # streamed: a list of a million names is 100 MB
+                    count += sum(1 for e in it if e.name[0] != "." and e.is_file())
         except OSError as e:
             raise FolderError(f"{self._label}: cannot read folder {folder.name!r}: {mio.reason(e)}") from e
         if time.time_ns() - stamp < mio.TICK_NS:

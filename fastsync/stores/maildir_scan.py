@@ -12,12 +12,14 @@ directories' mtimes moved during the scan, or are too recent to tell).
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import time
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from itertools import compress
+from itertools import compress, islice
 
 from fastsync.errors import FolderError
 from fastsync.stores import maildir_io as mio
@@ -27,6 +29,7 @@ from fastsync.uidmap import FLAGS_CODE, SIZES_CODE, UID_CODE, UidMap, UidMapBuil
 _PRESENT = 0x80  # table byte: 0 = no file with this UID, else 0x80 | flags (flags < 0x80)
 _TABLE_MAX = 64 << 20  # above this many UIDs, a table would outweigh the sorted arrays
 _STRIP = bytes(i & 0x7F for i in range(256))
+_CHUNK = 2048  # names read in bulk at a time
 
 Entry = tuple[str, str | None, str, str]  # (base, info, subdir, file name)
 
@@ -42,18 +45,58 @@ class Scanned:
     twins: set[int] = field(default_factory=set)
 
 
-def _walk(folder: str, visit: Callable[[str, str], None], reset: Callable[[], None]) -> None:
-    """Call ``visit(subdir, name)`` for each message file of new/ and cur/, consistently:
-    when a scan was not stable, ``reset()`` and scan again."""
+@dataclass(frozen=True)
+class UidReader:
+    """How one scan reads UIDs from file names. ``general(base)`` is the store's reading (the
+    file's valid UID, or 0); names of the shape fastsync writes under ``vhex``
+    (``first,U=7,V=1f[,more]``) with a UID below ``limit`` are read in bulk instead, by one
+    regular expression over all the names of a directory: no Python steps per field."""
+
+    general: Callable[[str], int]
+    vhex: str
+    limit: int
+
+    def read(self, names: list[str]) -> Iterator[tuple[str, str | None, int]]:
+        """(base, info, uid) of each name; uid 0 when it has none that is valid."""
+        text = "\n".join(names)
+        if text.count("\n") != len(names) - 1:  # a name with a newline: one at a time
+            for name in names:
+                base, info = mn.split_name(name)
+                yield base, info, self.general(base)
+            return
+        limit, general, split = self.limit, self.general, mn.split_name
+        for m in _shape(self.vhex).finditer(text):
+            base, digits, info, other = m.groups()
+            if other:
+                base, info2 = split(other)
+                yield base, info2, general(base)
+                continue
+            uid = int(digits)
+            yield base, info[1:] if info is not None else None, uid if uid < limit else general(base)
+
+
+@functools.lru_cache(maxsize=64)
+def _shape(vhex: str) -> re.Pattern[str]:
+    """A name as mn.with_uid writes it (groups: base, UID, ":info") or anything else (last
+    group). The base holds no ':' (split_name splits at the last one) and the first field no
+    ',' (so U and V are the first fields after it); the UID has no leading zero."""
+    return re.compile(
+        rf"^(?:([^,:\n]*,U=([1-9][0-9]*),V={re.escape(vhex)}(?:,[^:\n]*)?)(:[^:\n]*)?|(.+))$", re.M
+    )
+
+
+def _walk(folder: str, visit: Callable[[str, list[str]], None], reset: Callable[[], None]) -> None:
+    """Call ``visit(subdir, names)`` with the message files of new/, then of cur/ (a chunk
+    of names at a time), consistently: when a scan was not stable, ``reset()`` and scan again."""
     attempts = mio._SCAN_ATTEMPTS
     try:
         for attempt in range(attempts):
             before = mio.dir_stamps(folder)
             for sub in mio.SCANNED:
                 with os.scandir(os.path.join(folder, sub)) as it:
-                    for e in it:
-                        if not e.name.startswith(".") and e.is_file():
-                            visit(sub, e.name)
+                    names = (e.name for e in it if e.name[0] != "." and e.is_file())
+                    while chunk := list(islice(names, _CHUNK)):  # in chunks: a million names
+                        visit(sub, chunk)  # at once would be 100 MB
             after = mio.dir_stamps(folder)
             if before == after:
                 if time.time_ns() - max(after) > mio.TICK_NS or attempt == attempts - 1:
@@ -65,26 +108,25 @@ def _walk(folder: str, visit: Callable[[str, str], None], reset: Callable[[], No
     raise FolderError(f"Maildir folder {folder!r}: new/ and cur/ kept changing over {attempts} scans")
 
 
-def scan_listing(folder: str, uid_of: Callable[[str], int], next_uid: int, sizes_above: int) -> Scanned:
-    """Scan a folder for its listing. ``uid_of(base)`` is the file's valid UID (below
-    ``next_uid``) or 0; sizes (file sizes) are taken for UIDs above ``sizes_above``."""
-    if next_uid > _TABLE_MAX:
-        return _scan_sparse(folder, uid_of, sizes_above)
-    table = bytearray(max(next_uid, 1))
+def scan_listing(folder: str, reader: UidReader, sizes_above: int) -> Scanned:
+    """Scan a folder for its listing; sizes (file sizes) are taken for UIDs above ``sizes_above``."""
+    if reader.limit > _TABLE_MAX:
+        return _scan_sparse(folder, reader, sizes_above)
+    table = bytearray(max(reader.limit, 1))
     out = Scanned(flags=UidMap(), sizes=UidMapBuilder(SIZES_CODE))
+    info_flags = functools.lru_cache(maxsize=256)(mn.info_flags)  # a folder has few distinct infos
 
-    def visit(sub: str, name: str) -> None:
-        base, info = mn.split_name(name)
-        uid = uid_of(base)
-        if uid == 0:
-            out.fresh.append((base, info, sub, name))
-            return
-        if table[uid]:
-            out.twins.add(uid)
-            return
-        table[uid] = _PRESENT | (mn.info_flags(info) if sub == "cur" else 0)
-        if uid > sizes_above:
-            out.sizes.add(uid, mio.file_size(os.path.join(folder, sub, name)))
+    def visit(sub: str, names: list[str]) -> None:
+        cur = sub == "cur"
+        for base, info, uid in reader.read(names):
+            if uid == 0:
+                out.fresh.append((base, info, sub, mn.join_name(base, info)))
+            elif table[uid]:
+                out.twins.add(uid)
+            else:
+                table[uid] = _PRESENT | (info_flags(info) if cur else 0)
+                if uid > sizes_above:
+                    out.sizes.add(uid, mio.file_size(os.path.join(folder, sub, mn.join_name(base, info))))
 
     def reset() -> None:
         table[:] = bytes(len(table))
@@ -99,24 +141,23 @@ def scan_listing(folder: str, uid_of: Callable[[str], int], next_uid: int, sizes
     return out
 
 
-def _scan_sparse(folder: str, uid_of: Callable[[str], int], sizes_above: int) -> Scanned:
+def _scan_sparse(folder: str, reader: UidReader, sizes_above: int) -> Scanned:
     """The same for UIDs too far apart for a table: a builder, sorted at the end."""
     out = Scanned(flags=UidMap(), sizes=UidMapBuilder(SIZES_CODE))
     builder = UidMapBuilder(FLAGS_CODE)
     seen: set[int] = set()
 
-    def visit(sub: str, name: str) -> None:
-        base, info = mn.split_name(name)
-        uid = uid_of(base)
-        if uid == 0:
-            out.fresh.append((base, info, sub, name))
-        elif uid in seen:
-            out.twins.add(uid)
-        else:
-            seen.add(uid)
-            builder.add(uid, mn.info_flags(info) if sub == "cur" else 0)
-            if uid > sizes_above:
-                out.sizes.add(uid, mio.file_size(os.path.join(folder, sub, name)))
+    def visit(sub: str, names: list[str]) -> None:
+        for base, info, uid in reader.read(names):
+            if uid == 0:
+                out.fresh.append((base, info, sub, mn.join_name(base, info)))
+            elif uid in seen:
+                out.twins.add(uid)
+            else:
+                seen.add(uid)
+                builder.add(uid, mn.info_flags(info) if sub == "cur" else 0)
+                if uid > sizes_above:
+                    out.sizes.add(uid, mio.file_size(os.path.join(folder, sub, mn.join_name(base, info))))
 
     def reset() -> None:
         nonlocal builder
@@ -131,14 +172,14 @@ def _scan_sparse(folder: str, uid_of: Callable[[str], int], sizes_above: int) ->
     return out
 
 
-def locate(folder: str, uid_of: Callable[[str], int], wanted: set[int]) -> dict[int, list[tuple[str, str]]]:
+def locate(folder: str, reader: UidReader, wanted: set[int]) -> dict[int, list[tuple[str, str]]]:
     """Every file (subdir, name) holding one of the ``wanted`` UIDs, the lowest base name first."""
     found: dict[int, list[tuple[str, str]]] = {}
 
-    def visit(sub: str, name: str) -> None:
-        uid = uid_of(mn.split_name(name)[0])
-        if uid in wanted:
-            found.setdefault(uid, []).append((sub, name))
+    def visit(sub: str, names: list[str]) -> None:
+        for base, info, uid in reader.read(names):
+            if uid in wanted:
+                found.setdefault(uid, []).append((sub, mn.join_name(base, info)))
 
     _walk(folder, visit, found.clear)
     for names in found.values():
