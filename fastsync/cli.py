@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,10 +17,23 @@ if TYPE_CHECKING:
     from fastsync.ui.base import UI
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, told the terminal's width: its own way to find it imports shutil
+    (and shutil bz2, lzma...) in every run, help or not."""
+
+    def __init__(self, prog: str) -> None:
+        try:
+            columns = int(os.environ.get("COLUMNS") or os.get_terminal_size(sys.stdout.fileno()).columns)
+        except (AttributeError, ValueError, OSError):  # no terminal, or stdout is not a file
+            columns = 80
+        super().__init__(prog, width=max(columns - 2, 20))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="fastsync",
         description="Fast, safe two-way IMAP <-> Maildir / IMAP sync (reads OfflineIMAP configs).",
+        formatter_class=_HelpFormatter,
     )
     p.add_argument(
         "-c", "--config", dest="config", metavar="FILE", help="config file (default ~/.fastsyncrc)"
