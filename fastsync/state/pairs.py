@@ -17,11 +17,12 @@ pair removed since simply stops being found.
 
 from __future__ import annotations
 
+import operator
 import sys
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
-from itertools import pairwise
+from itertools import islice
 
 from fastsync.model import Side
 from fastsync.uidmap import FLAGS_CODE, UID_CODE, UidMap
@@ -52,7 +53,8 @@ def _check_uid(what: str, uid: int) -> None:
 
 
 def _ascending(values: array[int]) -> bool:
-    return all(a < b for a, b in pairwise(values))
+    """Strictly ascending; map + operator.lt keep the loop in C (a million UIDs: a few ms)."""
+    return all(map(operator.lt, values, islice(values, 1, None)))
 
 
 class _NearIndex:
@@ -109,8 +111,10 @@ class PairTable:
             return table
         if not _ascending(table._far):
             table._sort_columns()
-        if table._far[0] == 0 or not _ascending(table._far):
-            raise ValueError("the pair table repeats a far UID or holds UID 0")
+            if not _ascending(table._far):
+                raise ValueError("the pair table repeats a far UID")
+        if table._far[0] == 0:
+            raise ValueError("the pair table holds far UID 0")
         if min(table._near) == 0:
             raise ValueError("the pair table holds near UID 0")
         table._max_near = max(table._near)
