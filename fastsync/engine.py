@@ -130,6 +130,8 @@ def sync_folder(
             ln.sizes.get(u, 0) for u in p.copy_to_far
         )
         return run.stats
+    # The listings are done with: on a huge folder they are megabytes, and _finish lists again.
+    del lf, ln, new_far, new_near, far_keys, near_keys, far_loose, near_loose
     run.state = state if state is not None else _fresh_state(statefile, fst, nst)
     _apply(p, run)
     _finish(p, fst, nst, run)
