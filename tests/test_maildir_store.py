@@ -283,6 +283,21 @@ def test_status_counts_without_selecting(store: MaildirStore, root: Path) -> Non
         store.select("Nope")
 
 
+def test_status_after_a_stable_listing_uses_its_count_until_a_file_moves(
+    store: MaildirStore, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.append([msg(1), msg(2), msg(3)])
+    time.sleep(0.05)  # older than a clock tick: the listing's scan is stable
+    assert len(store.list_messages(0).flags) == 3
+    real_scandir, scans = os.scandir, []
+    monkeypatch.setattr(os, "scandir", lambda p: scans.append(p) or real_scandir(p))
+    assert store.status("INBOX").messages == 3 and not scans  # counted by the listing
+    deliver(root / "INBOX", "2.y.h")  # another program delivers: new/ moves
+    assert store.status("INBOX").messages == 4 and scans  # counted again
+    (root / "INBOX" / "new" / "2.y.h").unlink()
+    assert store.status("INBOX").messages == 3
+
+
 def test_status_stamp_moves_when_a_reader_changes_flags(store: MaildirStore, root: Path) -> None:
     store.append([msg(1)])
     time.sleep(0.05)

@@ -119,6 +119,7 @@ class MaildirStore(Store):
         # no-write modes only: folder dir -> (validity, next uid), and -> {base name: UID}
         self._mem_uidvalidity: dict[str, tuple[int, int]] = {}
         self._virtual: dict[str, dict[str, int]] = {}
+        self._counts: dict[str, tuple[tuple[int, ...], int]] = {}  # dir -> (stamps, files): _counted
 
     # --- store -------------------------------------------------------------------------
 
@@ -217,7 +218,7 @@ class MaildirStore(Store):
         sel = self._selected()
         if sel.phantom:
             return Listing(flags={}, sizes={})
-        found = ms.scan_listing(sel.dir, self._uid_reader(sel), sizes_above)
+        found = ms.scan_listing(sel.dir, self._uid_reader(sel), sizes_above, self._counted(sel))
         flags, sizes = found.flags, found.sizes
         if found.twins:
             self._part_twins(sel, found)
@@ -428,16 +429,25 @@ class MaildirStore(Store):
                 )
         return _Folder(name, path, validity, nxt, phantom=not exists)
 
+    def _counted(self, sel: _Folder) -> ms.Stable:
+        """What a stable scan of ``sel`` tells _status_of: its file count, while the
+        directories' mtimes stay as they were (any file added, renamed or removed moves them)."""
+        return lambda stamps, count: self._counts.__setitem__(sel.dir, (stamps, count))
+
     def _status_of(self, folder: _Folder) -> FolderStatus:
         if folder.phantom:
             return FolderStatus(folder.validity, folder.next_uid, 0)
-        count = stamp = 0
         try:
-            for sub in mio.SCANNED:
-                d = os.path.join(folder.dir, sub)
-                stamp = max(stamp, os.stat(d).st_mtime_ns)
-                with os.scandir(d) as it:  # streamed: a list of a million names is 100 MB
-                    count += sum(1 for e in it if e.name[0] != "." and e.is_file())
+            stamps = mio.dir_stamps(folder.dir)
+            known = self._counts.get(folder.dir)
+            if known is not None and known[0] == stamps:
+                count = known[1]  # a stable scan counted them, and nothing moved since
+            else:
+                count = 0
+                for sub in mio.SCANNED:
+                    with os.scandir(os.path.join(folder.dir, sub)) as it:  # streamed, not a list
+                        count += sum(1 for e in it if e.name[0] != "." and e.is_file())
+            stamp = max(stamps)
         except OSError as e:
             raise FolderError(f"{self._label}: cannot read folder {folder.name!r}: {mio.reason(e)}") from e
         if time.time_ns() - stamp < mio.TICK_NS:
@@ -620,7 +630,7 @@ class MaildirStore(Store):
 
     def _locate(self, sel: _Folder, wanted: set[int]) -> None:
         """Find the files of these UIDs (one scan); a UID without a file is forgotten."""
-        found = ms.locate(sel.dir, self._uid_reader(sel), wanted)
+        found = ms.locate(sel.dir, self._uid_reader(sel), wanted, self._counted(sel))
         for uid in wanted:
             files = found.get(uid)
             if files:

@@ -85,21 +85,34 @@ def _shape(vhex: str) -> re.Pattern[str]:
     )
 
 
-def _walk(folder: str, visit: Callable[[str, list[str]], None], reset: Callable[[], None]) -> None:
+Stable = Callable[[tuple[int, ...], int], None]  # (stamps of new/ and cur/, files in them)
+
+
+def _walk(
+    folder: str, visit: Callable[[str, list[str]], None], reset: Callable[[], None], stable: Stable | None
+) -> None:
     """Call ``visit(subdir, names)`` with the message files of new/, then of cur/ (a chunk
-    of names at a time), consistently: when a scan was not stable, ``reset()`` and scan again."""
+    of names at a time), consistently: when a scan was not stable, ``reset()`` and scan
+    again. ``stable(stamps, count)`` hears of a scan that no change can have overlapped
+    (the directories' mtimes the same before and after, and older than a clock tick)."""
     attempts = mio._SCAN_ATTEMPTS
     try:
         for attempt in range(attempts):
             before = mio.dir_stamps(folder)
+            count = 0
             for sub in mio.SCANNED:
                 with os.scandir(os.path.join(folder, sub)) as it:
                     names = (e.name for e in it if e.name[0] != "." and e.is_file())
                     while chunk := list(islice(names, _CHUNK)):  # in chunks: a million names
                         visit(sub, chunk)  # at once would be 100 MB
+                        count += len(chunk)
             after = mio.dir_stamps(folder)
             if before == after:
-                if time.time_ns() - max(after) > mio.TICK_NS or attempt == attempts - 1:
+                if time.time_ns() - max(after) > mio.TICK_NS:
+                    if stable is not None:
+                        stable(after, count)
+                    return
+                if attempt == attempts - 1:
                     return
                 time.sleep(mio.TICK_NS / 1e9)
             reset()
@@ -108,10 +121,10 @@ def _walk(folder: str, visit: Callable[[str, list[str]], None], reset: Callable[
     raise FolderError(f"Maildir folder {folder!r}: new/ and cur/ kept changing over {attempts} scans")
 
 
-def scan_listing(folder: str, reader: UidReader, sizes_above: int) -> Scanned:
+def scan_listing(folder: str, reader: UidReader, sizes_above: int, stable: Stable | None = None) -> Scanned:
     """Scan a folder for its listing; sizes (file sizes) are taken for UIDs above ``sizes_above``."""
     if reader.limit > _TABLE_MAX:
-        return _scan_sparse(folder, reader, sizes_above)
+        return _scan_sparse(folder, reader, sizes_above, stable)
     table = bytearray(max(reader.limit, 1))
     out = Scanned(flags=UidMap(), sizes=UidMapBuilder(SIZES_CODE))
     info_flags = functools.lru_cache(maxsize=256)(mn.info_flags)  # a folder has few distinct infos
@@ -134,14 +147,14 @@ def scan_listing(folder: str, reader: UidReader, sizes_above: int) -> Scanned:
         out.twins.clear()
         out.sizes = UidMapBuilder(SIZES_CODE)
 
-    _walk(folder, visit, reset)
+    _walk(folder, visit, reset, stable)
     uids = array(UID_CODE, compress(range(len(table)), table))  # C-level: no loop per UID here
     flags = array(FLAGS_CODE, table.replace(b"\0", b"").translate(_STRIP))
     out.flags = UidMap(uids, flags)
     return out
 
 
-def _scan_sparse(folder: str, reader: UidReader, sizes_above: int) -> Scanned:
+def _scan_sparse(folder: str, reader: UidReader, sizes_above: int, stable: Stable | None) -> Scanned:
     """The same for UIDs too far apart for a table: a builder, sorted at the end."""
     out = Scanned(flags=UidMap(), sizes=UidMapBuilder(SIZES_CODE))
     builder = UidMapBuilder(FLAGS_CODE)
@@ -167,12 +180,14 @@ def _scan_sparse(folder: str, reader: UidReader, sizes_above: int) -> Scanned:
         out.twins.clear()
         out.sizes = UidMapBuilder(SIZES_CODE)
 
-    _walk(folder, visit, reset)
+    _walk(folder, visit, reset, stable)
     out.flags = builder.finish()
     return out
 
 
-def locate(folder: str, reader: UidReader, wanted: set[int]) -> dict[int, list[tuple[str, str]]]:
+def locate(
+    folder: str, reader: UidReader, wanted: set[int], stable: Stable | None = None
+) -> dict[int, list[tuple[str, str]]]:
     """Every file (subdir, name) holding one of the ``wanted`` UIDs, the lowest base name first."""
     found: dict[int, list[tuple[str, str]]] = {}
 
@@ -181,7 +196,7 @@ def locate(folder: str, reader: UidReader, wanted: set[int]) -> dict[int, list[t
             if uid in wanted:
                 found.setdefault(uid, []).append((sub, mn.join_name(base, info)))
 
-    _walk(folder, visit, found.clear)
+    _walk(folder, visit, found.clear, stable)
     for names in found.values():
         names.sort(key=lambda sn: mn.split_name(sn[1])[0])
     return found
