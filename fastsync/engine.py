@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from array import array
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -27,7 +28,7 @@ from fastsync.plan import Plan, PlanOptions, new_messages, plan
 from fastsync.state import FlagsSet, FolderState, Header, Paired, Retry, StateFile, Unpaired, apply_record
 from fastsync.stored_check import altered_messages
 from fastsync.stores.base import Changes, FolderStatus, Listing, Store, uid_set
-from fastsync.uidmap import FLAGS_CODE, Cursor, UidMap
+from fastsync.uidmap import FLAGS_CODE, UID_CODE, Cursor, UidMap
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ class EngineOptions(msgspec.Struct, frozen=True):
     maxsize: int | None = None  # messages larger than this are not copied
     since: float | None = None  # far messages older than this (INTERNALDATE, by day) are not copied
     before: float | None = None  # far messages this new or newer are not copied
+    # far folder -> far UIDs not to copy (sorted, packed UID_CODE array): Gmail's other labels
+    skip_far: dict[str, bytes] = msgspec.field(default_factory=dict)
 
 
 @dataclass
@@ -101,7 +104,7 @@ def sync_folder(
     fst, lf = _open(far, pair.far, pair.far_exists, opts.dry_run)
     nst, ln = _open(near, pair.near, pair.near_exists, opts.dry_run)
     state = _load_state(run, fst, nst)
-    if state is None and lf is None and _pull_all(fst, nst, opts):
+    if state is None and lf is None and _pull_all(fst, nst, opts, pair.far):
         return _first_pull(run, fst, nst)
     sizes = opts.maxsize is not None or opts.dry_run  # only a size limit and a dry run's report use them
     if lf is None:
@@ -122,7 +125,7 @@ def sync_folder(
     p = plan(state, lf.flags, ln.flags, opts.plan, far_keys, near_keys, far_loose, near_loose)
     if p.guard:
         raise DeletionGuard(f"{pair.far!r} <-> {pair.near!r}: {p.guard}")
-    _drop_unselected(p, far, lf, ln, opts)
+    _drop_unselected(p, far, lf, ln, opts, pair.far)
     if opts.dry_run:
         _describe(p, run)
         run.stats = _planned_stats(p)
@@ -138,9 +141,10 @@ def sync_folder(
     return run.stats
 
 
-def _pull_all(fst: FolderStatus, nst: FolderStatus, opts: EngineOptions) -> bool:
+def _pull_all(fst: FolderStatus, nst: FolderStatus, opts: EngineOptions, folder: str) -> bool:
     """A first sync into an empty near folder copies every far message, so it needs no
-    listing: a fetch of the whole UID range does (when UIDs are dense enough for that)."""
+    listing: a fetch of the whole UID range does (when UIDs are dense enough for that, and
+    nothing is to be left out)."""
     return (
         nst.messages == 0
         and fst.messages > 0
@@ -151,6 +155,7 @@ def _pull_all(fst: FolderStatus, nst: FolderStatus, opts: EngineOptions) -> bool
         and opts.maxsize is None
         and opts.since is None
         and opts.before is None
+        and not opts.skip_far.get(folder)
     )
 
 
@@ -196,7 +201,10 @@ def copy_range(
     run.state = state
     lo, hi = uids
     done = state.pairs
-    _copy(run, far, near, [u for u in range(lo, hi + 1) if u not in done], Side.NEAR, gaps=True)
+    skip = opts.skip_far.get(pair.far)
+    left_out = array(UID_CODE, skip or b"")
+    wanted = [u for u in range(lo, hi + 1) if u not in done and not (skip and _holds(left_out, u))]
+    _copy(run, far, near, wanted, Side.NEAR, gaps=True)
     statefile.commit(state)
     return run.stats
 
@@ -298,8 +306,13 @@ def _load_state(run: _Run, fst: FolderStatus, nst: FolderStatus) -> FolderState 
     return state
 
 
-def _drop_unselected(p: Plan, far: Store, lf: Listing, ln: Listing, opts: EngineOptions) -> None:
-    """Leave out of the copies what the selection excludes: too large, outside the date window."""
+def _drop_unselected(p: Plan, far: Store, lf: Listing, ln: Listing, opts: EngineOptions, folder: str) -> None:
+    """Leave out of the copies what the selection excludes: too large, outside the date
+    window, or a Gmail message another label folder copies (migrate.gmail)."""
+    skip = opts.skip_far.get(folder)
+    if skip and p.copy_to_near:
+        left_out = array(UID_CODE, skip)
+        p.copy_to_near = [u for u in p.copy_to_near if not _holds(left_out, u)]
     if opts.maxsize is not None:
         limit = opts.maxsize
         p.copy_to_near = [u for u in p.copy_to_near if lf.sizes.get(u, 0) <= limit]
@@ -308,6 +321,11 @@ def _drop_unselected(p: Plan, far: Store, lf: Listing, ln: Listing, opts: Engine
         inside = far.uids_in_dates(opts.since, opts.before)
         if inside is not None:
             p.copy_to_near = [u for u in p.copy_to_near if u in inside]
+
+
+def _holds(sorted_uids: array[int], uid: int) -> bool:
+    i = bisect_left(sorted_uids, uid)
+    return i < len(sorted_uids) and sorted_uids[i] == uid
 
 
 def _describe(p: Plan, run: _Run) -> None:

@@ -15,7 +15,8 @@ Each accepted connection gets two pump threads (client -> server "up", server ->
 - ``inject_after_starttls``: bytes sent to the client in the same write as the server's
   OK to STARTTLS (plaintext that must not survive the handshake);
 - ``rewrite_down``: a function applied to every server line (bytes including CRLF) before
-  it is relayed; it may return several lines or none.
+  it is relayed; it may return several lines or none; ``rewrite_up`` the same for every
+  client line (literals included: match what you rewrite narrowly).
 
 Line-aware features buffer whole lines (literals pass through as lines too); after a
 successful STARTTLS both directions switch to raw relaying. ``up_log`` and ``down_log``
@@ -72,6 +73,7 @@ class FaultProxy:
         self.strip_starttls = False
         self.inject_after_starttls = b""
         self.rewrite_down: Callable[[bytes], bytes] | None = None
+        self.rewrite_up: Callable[[bytes], bytes] | None = None
         self.up_log = bytearray()
         self.down_log = bytearray()
         self.connections = 0
@@ -160,7 +162,7 @@ class FaultProxy:
 
     def _line_mode(self) -> bool:
         return bool(self.swallow_append_ok or self.strip_starttls or self.inject_after_starttls
-                    or self.rewrite_down)
+                    or self.rewrite_down or self.rewrite_up)
 
     def _pump(self, conn: _Conn, direction: str) -> None:
         src, dst = (conn.client, conn.server) if direction == "up" else (conn.server, conn.client)
@@ -229,7 +231,7 @@ class FaultProxy:
         for line in data.splitlines(keepends=True):
             if direction == "up":
                 self._watch_command(conn, line)
-                out += line
+                out += self.rewrite_up(line) if self.rewrite_up is not None else line
                 continue
             tag = line.split(b" ", 1)[0]
             ok = line[len(tag) :].upper().startswith(b" OK")

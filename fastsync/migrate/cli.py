@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete on DST the messages this migration copied (or paired) that SRC has deleted since",
     )
     p.add_argument("--force-deletes", action="store_true", help="let --delete2 delete over the guard")
+    p.add_argument(
+        "--gmail-once",
+        action="store_true",
+        help="from Gmail: copy each message once in all, into the first label folder holding it "
+        "(INBOX, then by name); by default once per label, and All Mail only what has no other label",
+    )
     p.add_argument("--dry-run", action="store_true", help="say what would be copied; change nothing")
     p.add_argument(
         "--verify",

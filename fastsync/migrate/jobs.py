@@ -18,6 +18,7 @@ import msgspec
 
 from fastsync.config import AccountConfig, Config, GeneralConfig, ImapRepo
 from fastsync.errors import ConfigError, ExitCode, FastsyncError
+from fastsync.folders import FolderPair
 from fastsync.migrate.auth import SideAuth
 from fastsync.migrate.map import Selection, parse_renames
 from fastsync.migrate.report import as_json, stats_block, write_json
@@ -112,7 +113,10 @@ def run_jobs(jobs: list[Job], args: argparse.Namespace, control: RunControl | No
         try:
             account, dst = _repos(job, args)
             split = _split_setting(account, args)
-            job.pre = preflight(account.remote, job.src_pw, dst, job.dst_pw, sel, args.maxsize, split)
+            job.pre = preflight(
+                account.remote, job.src_pw, dst, job.dst_pw, sel, args.maxsize, split,
+                gmail_once=getattr(args, "gmail_once", False),
+            )
         except SideFailed as e:
             print(f"fastsync migrate: {e}", file=sys.stderr)
             job.code = e.code
@@ -134,7 +138,10 @@ def run_jobs(jobs: list[Job], args: argparse.Namespace, control: RunControl | No
             )
         ready.append(job)
     if ready:
-        _supervise(ready, args, control)
+        _supervise(ready, args, control, phase="first")
+        last = [j for j in ready if _all_mail(j) is not None and j.code != ExitCode.INTERRUPTED]
+        if last:  # Gmail's All Mail, after every other folder, without what they copied
+            _supervise(last, args, control, phase="last")
     seconds = time.monotonic() - started
     for job in ready:
         _finish(job, args, seconds, many=len(jobs) > 1)
@@ -156,7 +163,41 @@ def _split_setting(account: AccountConfig, args: argparse.Namespace) -> SplitSet
     )
 
 
-def _supervise(jobs: list[Job], args: argparse.Namespace, control: RunControl | None = None) -> None:
+def _all_mail(job: Job) -> str | None:
+    """The Gmail All Mail folder this job copies on its own, last; None: not Gmail."""
+    if job.pre is None or job.pre.gmail is None:
+        return None
+    found: str | None = job.pre.gmail.all_mail
+    return found if any(m.src == found for m in job.pre.maps) else None
+
+
+def _phase(job: Job, phase: str) -> tuple[list[tuple[FolderPair, int]], dict[str, Any], dict[str, Any]]:
+    """The folder pairs, ranges and engine fields of ``job`` in this phase: "first" (all
+    but Gmail's All Mail, label folders leaving out what an earlier one copies with
+    --gmail-once) or "last" (All Mail alone, leaving out what the others copied)."""
+    assert job.pre is not None
+    pairs, ranges = folder_pairs(job.pre), dict(job.pre.ranges)
+    plan, last = job.pre.gmail, _all_mail(job)
+    if plan is None:
+        return pairs, ranges, {}
+    if phase == "first":
+        pairs = [(p, n) for p, n in pairs if p.far != last]
+        ranges = {f: r for f, r in ranges.items() if f != last}
+        skips = {f: u for f, u in plan.skips.items() if f != last}
+    else:
+        pairs = [(p, n) for p, n in pairs if p.far == last]
+        ranges = {f: r for f, r in ranges.items() if f == last}
+        done = [f for f, res in job.result.folders.items() if not res.error and not res.failed]
+        skips = {last: plan.last_skip(done)}
+    for folder, uids in skips.items():
+        if folder in job.result.folders:
+            job.result.folders[folder].duplicates = len(uids)
+    return pairs, ranges, {"skip_far": {f: u.tobytes() for f, u in skips.items() if u}}
+
+
+def _supervise(
+    jobs: list[Job], args: argparse.Namespace, control: RunControl | None = None, *, phase: str = "first"
+) -> None:
     accounts = {}
     passwords: dict[str, str | None] = {}
     for job in jobs:
@@ -189,16 +230,16 @@ def _supervise(jobs: list[Job], args: argparse.Namespace, control: RunControl | 
         tune["before"] = now - args.minage * 86400
     if args.errorsmax is not None:
         tune["max_message_errors"] = max(1, args.errorsmax)
-    pairs = {job.name: folder_pairs(job.pre) for job in jobs if job.pre is not None}
-    ranges = {job.name: job.pre.ranges for job in jobs if job.pre is not None}
+    phases = {job.name: _phase(job, phase) for job in jobs if job.pre is not None}
     sup = Supervisor(
         config,
         opts,
         ui,
         passwords,
-        folder_pairs=pairs,
-        folder_ranges=ranges,
+        folder_pairs={name: pairs for name, (pairs, _, _) in phases.items()},
+        folder_ranges={name: ranges for name, (_, ranges, _) in phases.items()},
         engine_tune=tune,
+        account_tune={name: extra for name, (_, _, extra) in phases.items() if extra},
         control=control,
     )
     ui.stop = sup._on_stop

@@ -22,6 +22,7 @@ def totals(r: AccountResult) -> dict[str, int]:
     out["folders_failed"] = sum(1 for f in r.folders.values() if f.error)
     out["deleted"] = sum(f.deleted for f in r.folders.values())
     out["altered"] = sum(f.altered for f in r.folders.values())
+    out["duplicates"] = sum(f.duplicates for f in r.folders.values())
     return out
 
 
@@ -63,6 +64,10 @@ def stats_block(r: AccountResult, seconds: float, dry_run: bool) -> str:
         f"({_mb(t['bytes'])} copied)"
         + (f", {t['deleted']} deleted on the destination" if t["deleted"] else "")
     )
+    if t["duplicates"]:
+        lines.append(
+            f"  {t['duplicates']} Gmail duplicates left out (each one copied with another label folder)"
+        )
     if t["altered"]:
         lines.append(
             f"  {t['altered']} copied messages were altered by the destination server "
@@ -96,6 +101,7 @@ def as_json(r: AccountResult, seconds: float, dry_run: bool, code: int, verify: 
                 "bytes": f.bytes,
                 "deleted": f.deleted,
                 "altered": f.altered,
+                "duplicates": f.duplicates,
                 "seconds": round(f.seconds, 3),
                 "error": f.error,
                 "message_errors": f.message_errors,

@@ -24,6 +24,7 @@ from fastsync.config import ImapRepo
 from fastsync.errors import AccountError, AuthError, FastsyncError, FolderError, StoreError
 from fastsync.events import AccountSummary
 from fastsync.folders import FolderPair
+from fastsync.migrate import gmail
 from fastsync.migrate.map import FolderMap, Selection, Side, map_folders
 from fastsync.state import StateFile, state_path
 from fastsync.stores.imap import ImapStore
@@ -82,6 +83,7 @@ class Preflight(msgspec.Struct):
     skipped: dict[str, int]  # source folder -> messages over --maxsize
     warnings: list[str] = msgspec.field(default_factory=list)
     ranges: dict[str, list[tuple[int, int]]] = msgspec.field(default_factory=dict)  # range copies
+    gmail: Any = None  # a gmail.GmailPlan when SRC is Gmail (X-GM-EXT-1); never encoded
 
 
 class SplitSetting(msgspec.Struct, frozen=True):
@@ -102,16 +104,21 @@ def preflight(
     sel: Selection,
     maxsize: int | None,
     split: SplitSetting | None = None,
+    *,
+    gmail_once: bool = False,
 ) -> Preflight:
     src = open_side(src_repo, src_pw, "SRC")
     try:
         dst = open_side(dst_repo, dst_pw, "DST")
         try:
             try:
-                maps = map_folders(_side(src), _side(dst), sel)
+                src_side = _side(src)
+                maps = map_folders(src_side, _side(dst), sel)
             except (FolderError, StoreError) as e:
                 raise SideFailed(f"listing folders: {e}", 3) from None
             pre = _count(src, maps, maxsize)
+            if src.has(gmail.CAPABILITY):
+                pre.gmail = _gmail_plan(src, src_side, pre, gmail_once)
             if split is not None:
                 _plan_ranges(src, dst, pre, split)
             return pre
@@ -119,6 +126,25 @@ def preflight(
             dst.close()
     finally:
         src.close()
+
+
+def _gmail_plan(src: ImapStore, side: Side, pre: Preflight, once: bool) -> gmail.GmailPlan:
+    """Each source folder's X-GM-MSGIDs (one round trip a folder), the All Mail folder, and
+    with ``once`` what each label folder leaves out. A folder whose ids cannot be read
+    leaves nothing out, and nothing is left out because of it (a duplicate, not a loss)."""
+    names = [m.src for m in pre.maps]
+    special = {e.name: e.special_use for e in side.entries}
+    found = gmail.all_mail((n, special.get(n)) for n in names)
+    ids: dict[str, gmail.Ids] = {}
+    for name in names:
+        try:
+            ids[name] = src.gmail_ids(name)
+        except FolderError as e:
+            pre.warnings.append(f"{e}; its Gmail labels are not de-duplicated")
+    plan = gmail.GmailPlan(all_mail=found, ids=ids)
+    if once:
+        plan.skips = gmail.first_copies(gmail.copy_order(list(ids), found), ids)
+    return plan
 
 
 def _plan_ranges(src: ImapStore, dst: ImapStore, pre: Preflight, split: SplitSetting) -> None:
@@ -192,6 +218,7 @@ class FolderResult:
     seconds: float = 0.0
     deleted: int = 0  # --delete2
     altered: int = 0  # copied, but the destination server kept something else (stored_check)
+    duplicates: int = 0  # Gmail: left out, another label folder copies it (migrate.gmail)
     error: str | None = None  # the folder could not be done
     message_errors: list[str] = field(default_factory=list)
 
@@ -206,9 +233,9 @@ class AccountResult:
     errors: list[str] = field(default_factory=list)
 
     def settle(self) -> None:
-        """Already present = found - copied - skipped - failed (what the run did not need to copy)."""
+        """Already present = what the run did not need to copy (nor left out, nor failed on)."""
         for f in self.folders.values():
-            f.present = max(0, f.found - f.copied - f.skipped - f.failed)
+            f.present = max(0, f.found - f.copied - f.skipped - f.failed - f.duplicates)
 
 
 class Collector(UI):
@@ -227,7 +254,7 @@ class Collector(UI):
     def render(self, e: ev.Event) -> None:
         if isinstance(e, ev.AccountDone):
             r = self.results[e.account]
-            r.summary = e.summary
+            r.summary = e.summary if r.summary is None else _joined(r.summary, e.summary)
             r.settle()
             return
         if isinstance(e, ev.Info):
@@ -280,6 +307,23 @@ class Collector(UI):
             self._print(self.err, f"WARNING: {e.folder!r}: {e.text}")
         elif not self.quiet:
             log.info("%s: %s", e.folder, e.text)
+
+
+def _joined(first: AccountSummary, then: AccountSummary) -> AccountSummary:
+    """One account's summary over two supervised passes (Gmail's All Mail goes last)."""
+    stats = msgspec.structs.replace(first.stats)
+    stats.add(then.stats)
+    return msgspec.structs.replace(
+        then,
+        stats=stats,
+        folders=first.folders + then.folders,
+        folders_failed=first.folders_failed + then.folders_failed,
+        seconds=first.seconds + then.seconds,
+        failed=first.failed or then.failed,
+        locked=first.locked or then.locked,
+        interrupted=first.interrupted or then.interrupted,
+        config_error=first.config_error or then.config_error,
+    )
 
 
 def close_quietly(store: ImapStore) -> None:

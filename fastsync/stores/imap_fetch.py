@@ -29,6 +29,7 @@ _FLAGS = re.compile(rb"[( ]FLAGS \(([^)]*)\)", re.I)
 _DATE = re.compile(rb'[( ]INTERNALDATE "([^"]*)"', re.I)
 _SIZE = re.compile(rb"[( ]RFC822\.SIZE (\d+)", re.I)
 _MODSEQ = re.compile(rb"[( ]MODSEQ \((\d+)\)", re.I)
+_GM_MSGID = re.compile(rb"[( ]X-GM-MSGID (\d+)", re.I)
 _QUOTED_BODY = re.compile(rb'[( ](BODY\[(?:HEADER)?\]) (?:"((?:[^"\\]|\\.)*)"|NIL)', re.I)
 _ESEARCH_ALL = re.compile(rb"^\* ESEARCH .*\bALL ([0-9:,]+)", re.I)
 _MONTHS = {
@@ -49,6 +50,7 @@ class FetchItem:
     internaldate: float | None = None
     size: int | None = None
     modseq: int | None = None
+    gm_msgid: int | None = None  # Gmail's message id (X-GM-EXT-1): the same in every label folder
     body: bytes | None = None  # BODY[]
     header: bytes | None = None  # BODY[HEADER]
 
@@ -85,6 +87,8 @@ def parse_fetch(text: bytes, literals: list[tuple[bytes, bytes]]) -> FetchItem |
         item.size = int(m.group(1))
     if (m := _MODSEQ.search(text)) is not None:
         item.modseq = int(m.group(1))
+    if (m := _GM_MSGID.search(text)) is not None:
+        item.gm_msgid = int(m.group(1))
     for name, data in literals:
         _set_body(item, name, data)
     for m in _QUOTED_BODY.finditer(text):

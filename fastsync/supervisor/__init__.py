@@ -106,11 +106,13 @@ class Supervisor:
         folder_pairs: dict[str, list[tuple[FolderPair, int]]] | None = None,
         folder_ranges: dict[str, Ranges] | None = None,
         engine_tune: dict[str, Any] | None = None,
+        account_tune: dict[str, dict[str, Any]] | None = None,
         control: RunControl | None = None,
     ) -> None:
         """``folder_pairs`` (account -> pairs, largest first) replaces what the workers'
         discovery finds, with ``folder_ranges`` (account -> far folder -> UID ranges) for the
-        huge ones; ``engine_tune`` overrides EngineOptions fields.
+        huge ones; ``engine_tune`` overrides EngineOptions fields, and ``account_tune``
+        (account -> fields) more of them for one account.
         Both are how ``fastsync migrate`` runs its copy through this supervisor; ``control``
         bounds the run from outside (fastsync.dist's slices)."""
         self.config = config
@@ -118,6 +120,7 @@ class Supervisor:
         self.folder_pairs = folder_pairs
         self.folder_ranges = folder_ranges or {}
         self.engine_tune = engine_tune or {}
+        self.account_tune = account_tune or {}
         self.opts = opts
         self.ui = ui
         self.passwords = passwords  # repository name -> password, resolved before the loop starts
@@ -476,9 +479,9 @@ class Supervisor:
             keepalive=float(remote.keepalive) if remote.holdconnectionopen and remote.keepalive else None,
             memory_limit=g.maxworkermemory << 20,
         )
-        if self.engine_tune:
-            engine = msgspec.structs.replace(spec.engine, **self.engine_tune)
-            spec = msgspec.structs.replace(spec, engine=engine)
+        tune = {**self.engine_tune, **self.account_tune.get(account.name, {})}
+        if tune:
+            spec = msgspec.structs.replace(spec, engine=msgspec.structs.replace(spec.engine, **tune))
         return spec
 
     def _spawn(self, pool: Pool) -> None:
