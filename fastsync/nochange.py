@@ -24,12 +24,9 @@ from typing import Any
 from fastsync.config import AccountConfig, Config, MaildirRepo
 from fastsync.errors import FastsyncError
 from fastsync.events import AccountDone, AccountStarted, AccountSummary
-from fastsync.state import AccountLock
 from fastsync.state.paths import account_dir
-from fastsync.stores import make_store
-from fastsync.stores.imap_quick import list_server
+from fastsync.stores.imap_quick import PendingListing, begin_listing
 from fastsync.ui.base import UI
-from fastsync.workers.discovery import discover
 
 log = logging.getLogger(__name__)
 
@@ -48,28 +45,33 @@ def eligible(account: AccountConfig, ui: UI, once: bool) -> bool:
 def unchanged_account(
     config: Config,
     account: AccountConfig,
-    password: str | None,
+    far_listing: PendingListing,
     pyglobals: dict[str, Any],
     *,
     folders: tuple[str, ...],
     quick: bool,
     dry_run: bool,
 ) -> bool:
-    """True when no folder pair of ``account`` needs a visit (under its account lock)."""
-    if not _has_states(Path(config.general.metadata), account.name):
-        return False  # a first sync: no need to ask the server
+    """True when no folder pair of ``account`` needs a visit (under its account lock).
+    ``far_listing`` is the far server's listing, asked for already: its answer arrives while
+    this imports what it needs and opens the near side."""
+    # imported here, after the far server was asked: they load while it answers
+    from fastsync.state import AccountLock
+    from fastsync.stores import make_store
+    from fastsync.workers.discovery import discover
+
     lock = AccountLock(Path(config.general.metadata), account.name)
     try:
         lock.acquire()
     except FastsyncError:
         return False  # locked, or the lock cannot be taken: the ordinary run says so
     try:
-        far = list_server(account.remote, password or "")
-        if far is None:
-            return False
         near = make_store(account.local, None, dry_run=dry_run, fsync=config.general.fsync)
         near.connect()
         try:
+            far = far_listing.finish()
+            if far is None:
+                return False
             pairs, _sizes, warnings, _ranges = discover(
                 far,
                 near,
@@ -117,17 +119,23 @@ def settle(
     accounts = [config.accounts[n] for n in names]
     if not accounts or not all(eligible(a, ui, once) for a in accounts):
         return False
-    for account in accounts:
-        if not unchanged_account(
-            config,
-            account,
-            passwords.get(account.remote.name),
-            pyglobals,
-            folders=folders,
-            quick=quick,
-            dry_run=dry_run,
-        ):
-            return False
+    if not all(_has_states(Path(config.general.metadata), a.name) for a in accounts):
+        return False  # a first sync: no need to ask the server
+    asked: list[PendingListing] = []
+    try:
+        for account in accounts:  # every far server asked first: they all answer meanwhile
+            pending = begin_listing(account.remote, passwords.get(account.remote.name) or "")
+            if pending is None:
+                return False
+            asked.append(pending)
+        for account, pending in zip(accounts, asked, strict=True):
+            if not unchanged_account(
+                config, account, pending, pyglobals, folders=folders, quick=quick, dry_run=dry_run
+            ):
+                return False
+    finally:
+        for pending in asked:
+            pending.close()
     seconds = time.monotonic() - started
     log.debug("nothing moved in %s: decided without workers in %.3f s", ", ".join(names), seconds)
     for account in accounts:

@@ -15,7 +15,6 @@ version, which older readers refuse with NewerFormatError.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
 
 import msgspec
 
@@ -121,8 +120,7 @@ def encode_record(rec: JournalRecord) -> bytes:
     return len(body).to_bytes(4, "little") + body + _crc(body)
 
 
-@dataclass(slots=True)
-class ParsedJournal:
+class ParsedJournal(msgspec.Struct):
     """A journal as read: ``token`` is None when even the header is incomplete (nothing was
     ever durably written to it); ``end`` is the length of its intact part; ``torn`` says why
     the bytes after ``end`` were ignored, or is None when there are none."""

@@ -7,7 +7,6 @@ Records are tagged ``array_like`` msgspec Structs; add fields only at the end, w
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Literal
 
 import msgspec
@@ -15,8 +14,7 @@ import msgspec
 from fastsync.state.pairs import PairTable
 
 
-@dataclass(slots=True)
-class FolderState:
+class FolderState(msgspec.Struct):
     """What the last sync saw of one folder pair. UIDs above ``*_max_uid`` are new."""
 
     far_validity: int = 0
@@ -29,9 +27,9 @@ class FolderState:
     far_messages: int = 0
     near_messages: int = 0
     near_modseq: int = 0  # near's cheap change mark (Maildir: newest mtime of new/ and cur/); 0 = unknown
-    retry_far: set[int] = field(default_factory=set)  # UIDs whose copy failed; retried next run
-    retry_near: set[int] = field(default_factory=set)
-    pairs: PairTable = field(default_factory=PairTable)
+    retry_far: set[int] = msgspec.field(default_factory=set)  # UIDs whose copy failed; retried next run
+    retry_near: set[int] = msgspec.field(default_factory=set)
+    pairs: PairTable = msgspec.field(default_factory=PairTable)
 
 
 class Paired(msgspec.Struct, array_like=True, tag="paired"):

@@ -130,6 +130,32 @@ class ListedServer(Store):
 
 def list_server(repo: ImapRepo, password: str) -> ListedServer | None:
     """Log in and list every folder with its status in one round trip; None to fall back."""
+    pending = begin_listing(repo, password)
+    return pending.finish() if pending is not None else None
+
+
+class PendingListing:
+    """A LOGIN + LIST-STATUS sent and not yet read: the caller does its own work meanwhile
+    (the server's answer takes as long as importing the rest of the no-change path)."""
+
+    def __init__(self, sock: Any, reader: _Reader) -> None:
+        self.sock, self.reader = sock, reader
+
+    def finish(self) -> ListedServer | None:
+        try:
+            return _read_listing(self.sock, self.reader)
+        except (OSError, ValueError, IndexError, TypeError):
+            return None
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+def begin_listing(repo: ImapRepo, password: str) -> PendingListing | None:
+    """Connect, read the greeting and send LOGIN + LIST-STATUS; None to fall back."""
     if (repo.starttls and not repo.ssl) or repo.cert_fingerprint:
         return None
     if repo.oauth2 is not None or (repo.auth_mechanisms and "LOGIN" not in repo.auth_mechanisms):
@@ -150,23 +176,23 @@ def list_server(repo: ImapRepo, password: str) -> ListedServer | None:
 
             ctx = ssl.create_default_context(cafile=repo.sslcacertfile)
             sock = ctx.wrap_socket(sock, server_hostname=repo.remotehost)
-        return _converse(sock, repo.remoteuser, password)
-    except (OSError, ValueError, IndexError, TypeError):
-        return None
-    finally:
+        reader = _Reader(sock)
+        greeting = reader.line()
+        if not greeting.startswith(b"* OK") or not keeps_pipelined_login(greeting):
+            sock.close()
+            return None
+        sock.sendall(
+            b"q1 LOGIN " + quoted(repo.remoteuser) + b" " + quoted(password) + b"\r\n"
+            b'q2 LIST "" "*" RETURN (STATUS (MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ))\r\n'
+        )
+        return PendingListing(sock, reader)
+    except (OSError, ValueError):
         with contextlib.suppress(OSError):
             sock.close()
-
-
-def _converse(sock: Any, user: str, password: str) -> ListedServer | None:
-    reader = _Reader(sock)
-    greeting = reader.line()
-    if not greeting.startswith(b"* OK") or not keeps_pipelined_login(greeting):
         return None
-    sock.sendall(
-        b"q1 LOGIN " + quoted(user) + b" " + quoted(password) + b"\r\n"
-        b'q2 LIST "" "*" RETURN (STATUS (MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ))\r\n'
-    )
+
+
+def _read_listing(sock: Any, reader: _Reader) -> ListedServer | None:
     entries: list[FolderEntry] = []
     statuses: dict[str, FolderStatus] = {}
     sep: str | None = None

@@ -28,9 +28,10 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+
+import msgspec
 
 from fastsync.errors import FolderError, MessageError, StoreError
 from fastsync.folders import folder_name_from_path, maildir_path
@@ -72,8 +73,7 @@ class AppendError(MessageError):
         self.fatal = fatal  # the store cannot take more (disk full, quota, read-only fs)
 
 
-@dataclass
-class _Folder:
+class _Folder(msgspec.Struct):
     """A selected folder and what the last listing found in it."""
 
     name: str
@@ -83,9 +83,9 @@ class _Folder:
     phantom: bool = False  # created during a dry run: exists in memory only
     # uid -> (subdir, file name) of the files found for reads, renames and unlinks only: a
     # listing keeps no name per message (maildir_scan)
-    loc: dict[int, tuple[str, str]] = field(default_factory=dict)
+    loc: dict[int, tuple[str, str]] = msgspec.field(default_factory=dict)
     listed: bool = False  # files without a UID have been numbered
-    dirty: set[str] = field(default_factory=set)  # subdirs changed since their last fsync
+    dirty: set[str] = msgspec.field(default_factory=set)  # subdirs changed since their last fsync
 
     @property
     def vhex(self) -> str:

@@ -18,8 +18,9 @@ import re
 import time
 from array import array
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from itertools import compress, islice
+
+import msgspec
 
 from fastsync.errors import FolderError
 from fastsync.stores import maildir_io as mio
@@ -34,19 +35,17 @@ _CHUNK = 2048  # names read in bulk at a time
 Entry = tuple[str, str | None, str, str]  # (base, info, subdir, file name)
 
 
-@dataclass
-class Scanned:
+class Scanned(msgspec.Struct):
     """What a listing scan found: flags of files with a valid UID, sizes of those above the
     asked UID, files to number (``fresh``), and UIDs held by more than one file (``twins``)."""
 
     flags: UidMap
     sizes: UidMapBuilder
-    fresh: list[Entry] = field(default_factory=list)
-    twins: set[int] = field(default_factory=set)
+    fresh: list[Entry] = msgspec.field(default_factory=list)
+    twins: set[int] = msgspec.field(default_factory=set)
 
 
-@dataclass(frozen=True)
-class UidReader:
+class UidReader(msgspec.Struct, frozen=True):
     """How one scan reads UIDs from file names. ``general(base)`` is the store's reading (the
     file's valid UID, or 0); names of the shape fastsync writes under ``vhex``
     (``first,U=7,V=1f[,more]``) with a UID below ``limit`` are read in bulk instead, by one

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from fastsync import events as ev
 from fastsync.ui.lines import lines_of
@@ -28,8 +29,7 @@ class UIUnavailable(Exception):
     """This UI cannot run here (no display, no terminal, no tkinter); the message says why."""
 
 
-@dataclass
-class Controls:
+class Controls(msgspec.Struct):
     """What an interactive UI may ask of the supervisor."""
 
     accounts: tuple[str, ...]

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+
+import msgspec
 
 from fastsync import events as ev
 
@@ -20,8 +21,7 @@ WHAT = {
 }
 
 
-@dataclass
-class Work:
+class Work(msgspec.Struct):
     folder: str
     what: str
     done: int
