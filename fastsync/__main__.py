@@ -1,5 +1,5 @@
 import sys
 
-from fastsync.cli import main
+from fastsync.cli import entry
 
-sys.exit(main())
+sys.exit(entry())

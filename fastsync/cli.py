@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -81,13 +82,27 @@ def _split(raw: str | None) -> tuple[str, ...]:
     return tuple(x.strip() for x in raw.split(",") if x.strip()) if raw else ()
 
 
+def entry() -> int:
+    """The ``fastsync`` command: ``main``, then leave with stop requests ignored. The
+    interpreter's shutdown puts every signal with a Python handler back to its default; a second
+    SIGTERM arriving then would end a clean, committed stop as exit -15 instead of its code."""
+    code = main()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["migrate"]:  # the config-free migration subcommand (fastsync.migrate)
         from fastsync.migrate.cli import main as migrate_main
 
         _setup_logging(None, None)
-        return migrate_main(argv[1:])
+        try:
+            return migrate_main(argv[1:])
+        except KeyboardInterrupt:  # before or after the copy (its own stops are handled inside)
+            print("fastsync migrate: interrupted", file=sys.stderr)
+            return int(ExitCode.INTERRUPTED)
     if argv[:1] in (["worker"], ["batch"]):  # the distributed batch (fastsync.dist, extra [dist])
         from fastsync.dist.cli import batch_main, worker_main
 

@@ -4,11 +4,12 @@ asyncio loop (uvloop when present). The workers' store code (imapclient among it
 here only after the first worker of a run has started, in parallel with that worker's own
 discovery, so that the workers forked after it inherit it instead of each importing it again.
 
-Jobs go to an account's multiprocessing queue, largest folder first; events come back on one
-shared queue as msgspec bytes and are routed by worker id. A worker that dies is noticed at
-once through its process sentinel; the folder it was syncing is queued again (once), and the
-journal makes the retry safe. With ``holdconnectionopen`` an account's workers (and their
-logged-in connections) outlive a sync and serve the next one.
+Jobs are handed to an account's idle workers, largest folder first; each worker (and each IDLE
+watcher) sends its events back on a pipe of its own as msgspec frames, so no lock is shared
+between processes. A worker that dies is noticed at once through its process sentinel; the
+folder it was syncing is queued again (once), and the journal makes the retry safe. With
+``holdconnectionopen`` an account's workers (and their logged-in connections) outlive a sync
+and serve the next one.
 
 Signal handlers only record what was asked; the loop acts. SIGUSR1: sync every account now.
 SIGUSR2: finish the current sync, then exit. SIGTERM/SIGINT: stop after the current batch
@@ -22,7 +23,6 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing as mp
-import queue
 import signal
 import time
 from collections.abc import Callable
@@ -44,6 +44,7 @@ from fastsync.state import AccountLock, LockedError
 from fastsync.supervisor.pool import Pool, WorkerDied
 from fastsync.supervisor.schedule import Ranges, Schedule
 from fastsync.ui.base import UI, Controls
+from fastsync.workers.channel import Channel, open_channel
 from fastsync.workers.idle import IdleSpec, idle_main
 from fastsync.workers.worker import WorkerSpec
 
@@ -126,12 +127,12 @@ class Supervisor:
         self.passwords = passwords  # repository name -> password, resolved before the loop starts
         # fork: workers inherit what the supervisor imported instead of starting a second
         # interpreter (forkserver) — half the fixed cost of a run. Safe here: the supervisor
-        # runs no threads of its own when it forks, multiprocessing queues re-arm themselves
-        # after a fork, and the child drops the loop's signal plumbing (detach_from_supervisor).
+        # runs no threads of its own when it forks, the child closes the other workers' pipes
+        # (workers.channel) and drops the loop's signal plumbing (detach_from_supervisor).
         self.ctx = mp.get_context("fork")
-        self.events: Any = None
         self.pools: dict[int, Pool] = {}  # worker id -> its account's pool
         self.idlers: dict[int, _AccountLoop] = {}  # IDLE watcher id -> its account
+        self.idle_channels: dict[int, Channel] = {}  # IDLE watcher id -> its event pipe
         self.loops: dict[str, _AccountLoop] = {}
         self.next_worker = 0
         self.stopping = False
@@ -155,8 +156,6 @@ class Supervisor:
         names = self.opts.accounts or tuple(self.config.accounts)
         self.loops = {n: _AccountLoop(n) for n in names}
         self.ui.start_screen(Controls(accounts=names, sync_now=self.sync_now, quit=self.request_stop), loop)
-        self.events = self.ctx.Queue()
-        loop.add_reader(self.events._reader.fileno(), self._drain_events)
         for sig, handler in (
             (signal.SIGINT, self._on_stop),
             (signal.SIGTERM, self._on_stop),
@@ -178,8 +177,11 @@ class Supervisor:
                 watcher.cancel()
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
-            loop.remove_reader(self.events._reader.fileno())
-            self.events.close()
+            # remove_signal_handler leaves SIGTERM at its default: a second stop request in the
+            # moments the process takes to leave would kill it by the signal (exit -15) after
+            # all was committed. From here on a stop request is taken in plain Python.
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, self._late_stop)
             self.ui.stop_screen()
         return self._exit_code()
 
@@ -211,6 +213,14 @@ class Supervisor:
                 with contextlib.suppress(ProcessLookupError):
                     p.kill()
         self.request_stop()
+
+    def _late_stop(self, signum: int, frame: object) -> None:
+        """SIGTERM/SIGINT after the loop has ended. Repeating the stop that is being finished
+        changes nothing (its work is committed, the process is leaving); a first request (say,
+        during ``migrate --verify``, which runs after the copy) interrupts what runs: exit 130."""
+        if not self.stopping:
+            self.stopping = True
+            raise KeyboardInterrupt
 
     def request_stop(self) -> None:
         """Stop after the current batch: workers commit what they did and leave."""
@@ -284,18 +294,13 @@ class Supervisor:
         e.account = account
         self.emit(e)
 
-    def _drain_events(self) -> None:
-        while True:
-            try:
-                raw = self.events.get_nowait()
-            except queue.Empty:
-                return
-            event = ev.event_decoder.decode(raw)
-            pool = self.pools.get(event.worker)
-            if pool is not None:
-                pool.inbox.put_nowait(event)
-            elif event.worker in self.idlers:
-                self._idle_event(self.idlers[event.worker], event)
+    def _read_idler(self, wid: int) -> None:
+        acct, channel = self.idlers[wid], self.idle_channels[wid]
+        events, eof = channel.read()
+        if eof:
+            asyncio.get_running_loop().remove_reader(channel.events)
+        for e in events:
+            self._idle_event(acct, e)
 
     def _idle_event(self, acct: _AccountLoop, e: ev.WorkerEvent) -> None:
         if isinstance(e, ev.JobFailed):  # said once, as what it is: the watcher stopped
@@ -312,10 +317,12 @@ class Supervisor:
         if pool is not None and wid in pool.procs:
             pool.exited(wid)
         elif wid in self.idlers:
-            acct = self.idlers.pop(wid)
+            acct = self.idlers[wid]
             proc = acct.idlers.pop(wid)
             loop.remove_reader(proc.sentinel)
             proc.join(0)
+            self._read_idler(wid)
+            self._close_idler(wid)
             if not self.stopping:
                 self._notice("warning", f"IDLE watcher exited ({proc.exitcode})", acct.name)
 
@@ -334,7 +341,7 @@ class Supervisor:
             self._notice("error", str(e))
             self.emit(ev.AccountDone(account=name, summary=summary))
             return
-        pool = Pool(account=self.config.accounts[name], ctx=self.ctx, events=self.events)
+        pool = Pool(account=self.config.accounts[name], ctx=self.ctx)
         index = 0
         try:
             if self._continuous(pool.account):
@@ -421,13 +428,24 @@ class Supervisor:
                 password=self.passwords.get(account.remote.name),
                 folder=folder,
             )
+            channel, ends = open_channel(self.ctx, jobs=False)
             proc = self.ctx.Process(
-                target=idle_main, args=(spec, self.events), name=f"fastsync-idle-{wid}", daemon=True
+                target=idle_main, args=(spec, ends.events), name=f"fastsync-idle-{wid}", daemon=True
             )
             proc.start()
+            ends.close()
             acct.idlers[wid] = proc
-            self.idlers[wid] = acct
+            self.idlers[wid], self.idle_channels[wid] = acct, channel
+            loop.add_reader(channel.events, self._read_idler, wid)
             loop.add_reader(proc.sentinel, self._on_sentinel, wid)
+
+    def _close_idler(self, wid: int) -> None:
+        self.idlers.pop(wid, None)
+        channel = self.idle_channels.pop(wid, None)
+        if channel is not None:
+            with contextlib.suppress(ValueError, OSError):
+                asyncio.get_running_loop().remove_reader(channel.events)
+            channel.close()
 
     def _stop_idlers(self, acct: _AccountLoop) -> None:
         loop = asyncio.get_running_loop()
@@ -440,7 +458,7 @@ class Supervisor:
                 proc.join(1)
             with contextlib.suppress(ValueError, OSError):
                 loop.remove_reader(proc.sentinel)
-            self.idlers.pop(wid, None)
+            self._close_idler(wid)
         acct.idlers.clear()
 
     # -- workers ----------------------------------------------------------------------------
@@ -490,7 +508,7 @@ class Supervisor:
         self.pools[wid] = pool
 
     def _forget(self, pool: Pool, wid: int) -> None:
-        pool.procs.pop(wid, None)
+        pool.forget(wid)
         self.pools.pop(wid, None)
         self.emit(ev.WorkerExited(account=pool.account.name, worker=wid))
 

@@ -21,6 +21,7 @@ from fastsync import events as ev
 from fastsync.config import ImapRepo
 from fastsync.errors import AccountError, FastsyncError
 from fastsync.workers import detach_from_supervisor
+from fastsync.workers.channel import EventWriter
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +39,10 @@ class IdleSpec(msgspec.Struct, frozen=True):
 
 
 class _Watcher:
-    def __init__(self, spec: IdleSpec, events: Any) -> None:
+    def __init__(self, spec: IdleSpec, events: int) -> None:
         self.spec = spec
-        self.events = events
+        self.emit = EventWriter(events).emit
         self.stopping = False
-
-    def emit(self, event: ev.Event) -> None:
-        self.events.put(ev.event_encoder.encode(event))
 
     def run(self) -> None:
         from imapclient.exceptions import IMAPClientError
@@ -94,8 +92,8 @@ class _Watcher:
             time.sleep(0.1)
 
 
-def idle_main(spec: IdleSpec, events: Any) -> None:
-    """Entry point of the IDLE watcher process."""
+def idle_main(spec: IdleSpec, events: int) -> None:
+    """Entry point of the IDLE watcher process; ``events``: the write end of its event pipe."""
     watcher = _Watcher(spec, events)
 
     def ask_stop(signum: int, frame: object) -> None:

@@ -1,17 +1,16 @@
 """The worker process: own connections, a job loop, events out.
 
 A worker is given plain data (the account's config, its passwords, the run options) and
-builds everything else itself, inside the child. It pulls jobs from the account's queue
-until it gets Stop, keeps its connections open between jobs, reconnects once when a
-connection drops mid-folder, and reports every outcome as an event. SIGINT/SIGTERM ask it to
-stop after the current batch; the state written so far stays valid.
+builds everything else itself, inside the child. It takes the jobs the supervisor hands it on
+its own pipe (workers.channel) until it gets Stop, keeps its connections open between jobs,
+reconnects once when a connection drops mid-folder, and reports every outcome as an event.
+SIGINT/SIGTERM ask it to stop after the current batch; the state written so far stays valid.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import queue
 import signal
 import time
 from typing import Any
@@ -27,6 +26,7 @@ from fastsync.state import StateFile, part_path, state_path
 from fastsync.stores import early, make_store
 from fastsync.stores.base import Store
 from fastsync.workers import detach_from_supervisor
+from fastsync.workers.channel import EventWriter, WorkerEnds
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +53,17 @@ class Interrupted(FastsyncError):
 
 
 class Worker:
-    def __init__(self, spec: WorkerSpec, jobs: Any, events: Any) -> None:
+    def __init__(self, spec: WorkerSpec, ends: WorkerEnds) -> None:
+        assert ends.jobs is not None
         self.spec = spec
-        self.jobs = jobs
-        self.events = events
+        self.jobs = ends.jobs
+        self.emit = EventWriter(ends.events).emit
         self.far: Store | None = None
         self.near: Store | None = None
         self.stopping = False
         self.waiting = False  # blocked on the job queue, between jobs
         self.copied: dict[str, tuple[int, int]] = {}  # this job's copies so far: what -> (done, bytes)
         self.pyglobals: dict[str, Any] = load_pythonfile(spec.pythonfile) if spec.pythonfile else {}
-
-    def emit(self, event: ev.Event) -> None:
-        self.events.put(ev.event_encoder.encode(event))
 
     def stores(self, *, listing: bool = False) -> tuple[Store, Store]:
         """The connected stores; ``listing``: folders are listed next (discovery), so a far
@@ -90,18 +88,21 @@ class Worker:
         self.far = self.near = None
 
     def run(self) -> None:
-        """Pull jobs until Stop. Between jobs (and between syncs, when the supervisor keeps the
-        worker: holdconnectionopen) the connections stay open; with ``keepalive`` a NOOP goes out
-        every so many idle seconds so the server does not drop them."""
+        """Take jobs until Stop (or until the supervisor is gone). Between jobs (and between
+        syncs, when the supervisor keeps the worker: holdconnectionopen) the connections stay
+        open; with ``keepalive`` a NOOP goes out every so many idle seconds so the server does not
+        drop them."""
         self.emit(ev.WorkerUp(worker=self.spec.worker, pid=os.getpid()))
         try:
             while not self.stopping:
                 self.waiting = True
                 try:
-                    raw = self.jobs.get(timeout=self.spec.keepalive)
-                except queue.Empty:
-                    self.keepalive()
-                    continue
+                    if not self.jobs.poll(self.spec.keepalive):
+                        self.keepalive()
+                        continue
+                    raw = self.jobs.recv_bytes()
+                except EOFError:
+                    break
                 finally:
                     self.waiting = False
                 job = ev.job_decoder.decode(raw)
@@ -188,12 +189,12 @@ class Worker:
         return s.account.splitthreshold, s.account.remote.maxconnections
 
     def connect_or_give_back(self, job: ev.SyncFolder | ev.CopyRange) -> bool:
-        """Open the connections for a job; if the server allows no more of them, put the job
-        back for the workers that hold one, and retire (the run degrades to what it gets)."""
+        """Open the connections for a job; if the server allows no more of them, retire without
+        starting it: the pool hands it to a worker that holds a connection (the run degrades to
+        what it gets)."""
         try:
             self.stores()
         except ConnectionLimit as e:
-            self.jobs.put(ev.job_encoder.encode(job))
             self.info(job.pair.far, "info", f"{e}; this worker hands its job back and stops")
             self.stopping = True
             return False
@@ -282,9 +283,9 @@ def _path(p: str) -> Any:
     return Path(p)
 
 
-def worker_main(spec: WorkerSpec, jobs: Any, events: Any) -> None:
+def worker_main(spec: WorkerSpec, ends: WorkerEnds) -> None:
     """Entry point of the worker process."""
-    worker = Worker(spec, jobs, events)
+    worker = Worker(spec, ends)
 
     def ask_stop(signum: int, frame: object) -> None:
         worker.stopping = True
