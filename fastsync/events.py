@@ -1,8 +1,8 @@
 """The run-time layer's one typed stream: jobs in to workers, events out to the supervisor and the UI.
 
 Everything here is plain data (no message bodies, no passwords), as tagged msgspec structs.
-Workers read jobs and send worker events over a multiprocessing queue (msgpack); the
-supervisor routes them by worker id, stamps the account they belong to, adds its own
+Each worker reads jobs and sends worker events on pipes of its own (msgpack,
+workers/channel.py); its account stamps the account name on them, the supervisor adds its own
 supervisor events (AccountStarted, AccountDone, AccountSleeping, WorkerExited, Notice), and
 hands every event to the UI's one ``render(event)``. Nothing else calls a UI. Fields are only
 ever added at the end, with defaults.

@@ -58,10 +58,15 @@ class Pool:
     def _hand_out(self) -> None:
         while self.ready and self.backlog:
             wid = self.ready.popleft()
-            if wid in self.procs:
-                job = self.backlog.popleft()
+            if wid not in self.procs:
+                continue
+            job = self.backlog.popleft()
+            try:
                 self.channels[wid].send(job)
-                self.handed[wid] = job
+            except OSError:  # it is leaving (its death is on the way): the job waits for another
+                self.backlog.appendleft(job)
+                continue
+            self.handed[wid] = job
 
     def spawn(self, spec: WorkerSpec, on_exit: Callable[[int], None]) -> None:
         """Start the worker ``spec.worker``; ``on_exit(worker)`` runs on the loop when it exits."""
@@ -87,6 +92,7 @@ class Pool:
         for e in events:
             self._seen(wid, e)
             self.inbox.put_nowait(e)
+        self._hand_out()
 
     def _seen(self, wid: int, e: ev.WorkerEvent) -> None:
         """Keep track of who holds what: a started job is the schedule's to follow; a worker that
@@ -97,7 +103,6 @@ class Pool:
             self.handed.pop(wid, None)
             if not (isinstance(e, ev.JobFailed) and e.scope in _LAST):
                 self.ready.append(wid)
-                self._hand_out()
 
     def exited(self, wid: int) -> None:
         """The sentinel of ``wid`` fired: read its last events, reap it, queue its death behind
@@ -115,8 +120,7 @@ class Pool:
             self._seen(wid, e)
             self.inbox.put_nowait(e)
         channel.close()
-        with contextlib.suppress(ValueError):
-            self.ready.remove(wid)
+        self.ready = deque(w for w in self.ready if w != wid)
         job = self.handed.pop(wid, None)
         # A discovery goes to another worker only if there is one; else the sync fails on it.
         if job is not None and (not isinstance(job, ev.Discover) or len(self.procs) > 1):
