@@ -371,6 +371,9 @@ def _planned_stats(p: Plan) -> FolderStats:
 def _apply(p: Plan, run: _Run) -> None:
     if p.paired:
         run.record(Paired(pairs=p.paired))
+    touched = [uid for ch in p.flags_near for uid in ch.uids]
+    if (touched and p.delete_near) or len(p.flags_near) > 1:  # else the one call finds its own
+        run.near.will_change(p.delete_near + touched)
     _apply_deletions(p, run)
     _apply_flags(p, run)
     _copy(run, run.far, run.near, p.copy_to_near, Side.NEAR)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fastsync.stores.maildir import UIDVALIDITY_FILE
+from fastsync.stores.maildir_uids import UIDVALIDITY_FILE
 from tests.faultkit import count_files, popen_fastsync
 from tests.syncenv import SyncEnv, contents
 from tools.corpus import CorpusSpec, generate

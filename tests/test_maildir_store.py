@@ -14,9 +14,10 @@ import pytest
 
 from fastsync.errors import FolderError, MessageError, StoreError
 from fastsync.model import FLAGGED, REPLIED, SEEN, Outgoing, content_key, flags_from_maildir
-from fastsync.stores import maildir_io
+from fastsync.stores import maildir_io, maildir_scan
 from fastsync.stores.base import FolderStatus
-from fastsync.stores.maildir import UIDVALIDITY_FILE, AppendError, MaildirStore
+from fastsync.stores.maildir import AppendError, MaildirStore
+from fastsync.stores.maildir_uids import UIDVALIDITY_FILE
 
 MSG = b"From: a@example.org\r\nSubject: hello\r\nMessage-ID: <1@x>\r\n\r\nbody line 1\r\nline 2\r\n"
 DATE = 1_600_000_000.0
@@ -169,6 +170,29 @@ def test_flags_live_in_names_and_new_files_move_to_cur(store: MaildirStore, root
     store.set_flags([u3], SEEN, 0)
     assert files(root / "INBOX", "new") == []
     assert store.list_messages(0).flags[u3] == SEEN
+
+
+@pytest.mark.parametrize("told", [True, False])
+def test_will_change_finds_the_files_of_several_flag_changes_in_one_scan(
+    store: MaildirStore, root: Path, monkeypatch: pytest.MonkeyPatch, told: bool
+) -> None:
+    for i in range(4):
+        deliver(root / "INBOX", f"{100 + i}.M1P1Q{i}.mda:2,S", sub="cur")
+    fresh = open_store(root)
+    fresh.select("INBOX")
+    a, b, c, d = sorted(fresh.list_messages(0).flags)
+    scans = []
+    real = maildir_scan.locate
+    monkeypatch.setattr(maildir_scan, "locate", lambda *args: scans.append(1) or real(*args))
+    if told:
+        fresh.will_change([a, b, c, d])
+    fresh.set_flags([a, b], FLAGGED, 0)
+    fresh.set_flags([c], 0, SEEN)
+    fresh.delete([d])
+    fresh.flush()
+    assert len(scans) == (1 if told else 3)
+    assert fresh.list_messages(0).flags == {a: SEEN | FLAGGED, b: SEEN | FLAGGED, c: 0}
+    fresh.close()
 
 
 def test_set_flags_keeps_keyword_letters(store: MaildirStore, root: Path) -> None:

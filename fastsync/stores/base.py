@@ -178,6 +178,11 @@ class Store(abc.ABC):
         retry a failed batch one message at a time.
         """
 
+    def will_change(self, uids: list[int]) -> None:  # noqa: B027  (optional: most stores need no lookup)
+        """The messages the next ``set_flags``/``delete`` calls of this folder will touch, all
+        at once: a store that must look its messages up (Maildir: one scan of the folder) finds
+        them in one go instead of once per call. Nothing else; the default does nothing."""
+
     @abc.abstractmethod
     def set_flags(self, uids: list[int], add: int, remove: int) -> None:
         """Add and remove Flags bits on these messages; other flags and keywords are kept."""

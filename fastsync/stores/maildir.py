@@ -23,7 +23,6 @@ content rather than trust them (a dry run commits no state, so it needs no such 
 from __future__ import annotations
 
 import errno
-import fcntl
 import logging
 import os
 import time
@@ -40,24 +39,17 @@ from fastsync.stores import maildir_io as mio
 from fastsync.stores import maildir_names as mn
 from fastsync.stores import maildir_scan as ms
 from fastsync.stores.base import FolderEntry, FolderStatus, Listing, Store
+from fastsync.stores.maildir_uids import MAX_UID, UidCounters, random_validity
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-UIDVALIDITY_FILE = ".fastsync-uidvalidity"
 _OWN_PREFIX = ".fastsync"
-_MAX_UID = 0xFFFFFFFF
 _MAX_OPEN = 64  # files of one append batch kept open until their fsync
 _STORE_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 _Entry = tuple[str, str | None, str, str]  # (base, info, subdir, file name)
-
-
-def _random_validity() -> int:
-    """A new UIDVALIDITY in 1..2**32-1 (os.urandom: the secrets module costs its import)."""
-    return int.from_bytes(os.urandom(4), "big") % _MAX_UID + 1
 
 
 class AppendError(MessageError):
@@ -116,8 +108,8 @@ class MaildirStore(Store):
         self._label = f"[Repository {repository}]" if repository else f"Maildir {str(self._root)!r}"
         self._sel: _Folder | None = None
         self._phantoms: set[str] = set()  # folders "created" during a dry run
-        # no-write modes only: folder dir -> (validity, next uid), and -> {base name: UID}
-        self._mem_uidvalidity: dict[str, tuple[int, int]] = {}
+        self._uids = UidCounters(self._label, writes=self._writes, fsync=fsync)
+        # no-write modes only: folder dir -> {base name: UID numbered in memory}
         self._virtual: dict[str, dict[str, int]] = {}
         self._counts: dict[str, tuple[tuple[int, ...], int]] = {}  # dir -> (stamps, files): _counted
 
@@ -257,7 +249,7 @@ class MaildirStore(Store):
     def fetch(self, uids: Sequence[int]) -> Iterator[Fetched]:
         sel = self._selected()
         if not sel.listed and not sel.phantom:
-            self.list_messages(_MAX_UID)  # not listed yet (a fetch of a whole UID range): number the files
+            self.list_messages(MAX_UID)  # not listed yet (a fetch of a whole UID range): number the files
 
         def read(sub: str, name: str) -> tuple[int, float, bytes]:
             with open(os.path.join(sel.dir, sub, name), "rb") as f:
@@ -318,6 +310,14 @@ class MaildirStore(Store):
                 fatal=err.errno in _STORE_FULL,
             )
         return list(uids)
+
+    def will_change(self, uids: list[int]) -> None:
+        sel = self._selected()
+        if sel.phantom or self._readonly or self._dry_run:
+            return
+        missing = {u for u in uids if u not in sel.loc}
+        if missing:
+            self._locate(sel, missing)
 
     def set_flags(self, uids: list[int], add: int, remove: int) -> None:
         """Rename the files (new/ -> cur/ when they get flags); the directory sync is in flush()."""
@@ -415,12 +415,12 @@ class MaildirStore(Store):
         exists = mio.is_maildir(path)
         if not exists and name not in self._phantoms:
             raise FolderError(f"{self._label}: folder {name!r} does not exist (no Maildir at {path!r})")
-        validity, nxt = self._uidvalidity(path)
-        if self._readonly and exists and path not in self._mem_uidvalidity:
+        validity, nxt = self._uids.read(path)
+        if self._readonly and exists and path not in self._uids.mem:
             probe = _Folder(name, path, validity, nxt)
-            if ms.scan_listing(probe.dir, self._uid_reader(probe), _MAX_UID).fresh:
-                validity, nxt = _random_validity(), 1
-                self._mem_uidvalidity[path] = (validity, nxt)
+            if ms.scan_listing(probe.dir, self._uid_reader(probe), MAX_UID).fresh:
+                validity, nxt = random_validity(), 1
+                self._uids.mem[path] = (validity, nxt)
                 log.info(
                     "%s: read-only folder %r has files without a UID; they are numbered in memory "
                     "under a new UIDVALIDITY",
@@ -480,116 +480,10 @@ class MaildirStore(Store):
 
     # --- UIDs ----------------------------------------------------------------------------
 
-    def _uidvalidity(self, folder: str) -> tuple[int, int]:
-        """(validity, next uid) of a folder; created (random validity) when missing."""
-        mem = self._mem_uidvalidity.get(folder)
-        if mem is not None:
-            return mem
-        path = os.path.join(folder, UIDVALIDITY_FILE)
-        try:
-            with open(path, "rb") as f:
-                text = f.read(256)
-        except FileNotFoundError:
-            validity = _random_validity()
-            if not self._writes:
-                self._mem_uidvalidity[folder] = (validity, 1)
-                return validity, 1
-            if self._create_uidvalidity(folder, validity):
-                return validity, 1
-            return self._uidvalidity(folder)  # another process created it first: theirs holds
-        except OSError as e:
-            raise FolderError(f"{self._label}: cannot read {path!r}: {mio.reason(e)}") from e
-        lines = text.split(b"\n")
-        try:
-            validity, nxt = int(lines[0]), int(lines[1])
-        except (IndexError, ValueError):
-            validity = nxt = 0
-        if not (0 < validity <= _MAX_UID and nxt > 0):
-            raise FolderError(
-                f"{self._label}: {path!r} is damaged (expected '<uidvalidity>\\n<next uid>\\n'); "
-                "removing it renumbers the folder"
-            )
-        return validity, nxt
-
-    def _create_uidvalidity(self, folder: str, validity: int) -> bool:
-        """Create the uidvalidity file unless it exists (False then): written aside, then
-        linked into place, which fails rather than replace a file another process created."""
-        path = os.path.join(folder, UIDVALIDITY_FILE)
-        tmp = f"{path}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-        try:
-            self._write_private(tmp, f"{validity}\n1\n".encode())
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                return False
-            if self._fsync:
-                mio.fsync_dir(folder)
-            return True
-        except OSError as e:
-            raise FolderError(f"{self._label}: cannot write {path!r}: {mio.reason(e)}") from e
-        finally:
-            mio.discard(tmp)
-
-    def _write_private(self, path: str, data: bytes, *, sync: bool = True) -> None:
-        """Create ``path`` (0600, whatever the umask) holding ``data``; synced with fsync on."""
-        fd = os.open(path, _CREATE, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            mio.write_all(fd, data)
-            if self._fsync and sync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    def _write_uidvalidity(self, folder: str, validity: int, nxt: int, *, sync: bool = True) -> None:
-        """Replace the uidvalidity file atomically (tmp, fsync, rename, fsync dir); without
-        ``sync`` the caller makes it durable (one syncfs after its renames)."""
-        path = os.path.join(folder, UIDVALIDITY_FILE)
-        tmp = path + ".tmp"
-        try:
-            mio.discard(tmp)  # left by a crash
-            self._write_private(tmp, f"{validity}\n{nxt}\n".encode(), sync=sync)
-            os.replace(tmp, path)
-            if self._fsync and sync:
-                mio.fsync_dir(folder)
-        except OSError as e:
-            mio.discard(tmp)
-            raise FolderError(f"{self._label}: cannot write {path!r}: {mio.reason(e)}") from e
-
     def _reserve(self, sel: _Folder, n: int, *, sync: bool = True) -> int:
-        """Reserve ``n`` UIDs (on disk, before any file carries them); return the first."""
-        if not self._writes:
-            first = self._check_room(sel, sel.next_uid, n)
-            sel.next_uid = first + n
-            self._mem_uidvalidity[sel.dir] = (sel.validity, sel.next_uid)
-            return first
-        # Range copies of one huge folder run in several processes at once: the read, the
-        # reservation and the write happen under a lock on the folder directory.
-        try:
-            lock = os.open(sel.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError as e:
-            raise FolderError(f"{self._label}: cannot open folder {sel.name!r}: {mio.reason(e)}") from e
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            validity, on_disk = self._uidvalidity(sel.dir)
-            if validity != sel.validity:
-                raise FolderError(
-                    f"{self._label}: folder {sel.name!r} was renumbered while in use "
-                    f"(UIDVALIDITY {sel.validity} -> {validity})"
-                )
-            first = self._check_room(sel, max(sel.next_uid, on_disk), n)
-            sel.next_uid = first + n
-            self._write_uidvalidity(sel.dir, sel.validity, sel.next_uid, sync=sync)
-        finally:
-            os.close(lock)  # releases the lock
-        return first
-
-    def _check_room(self, sel: _Folder, first: int, n: int) -> int:
-        if first + n - 1 > _MAX_UID:
-            raise FolderError(
-                f"{self._label}: folder {sel.name!r} has used up its UIDs; removing "
-                f"{UIDVALIDITY_FILE} there renumbers it"
-            )
+        """Reserve ``n`` UIDs of the folder (on disk, before any file carries them); the first."""
+        first = self._uids.reserve(sel.dir, sel.name, sel.validity, sel.next_uid, n, sync=sync)
+        sel.next_uid = first + n
         return first
 
     def _number(self, sel: _Folder, fresh: list[_Entry]) -> Iterator[tuple[int, str, str, str | None, int]]:
