@@ -17,15 +17,15 @@ import configparser
 import difflib
 import logging
 import os
-import re
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from fastsync import auth_options, folders
+from fastsync import config_values as v
 from fastsync.auth_options import OAuth2Settings
 from fastsync.errors import ConfigError
 
@@ -122,185 +122,62 @@ def default_config_path() -> Path:
     return Path("~/.fastsyncrc").expanduser()
 
 
-# --- value converters: raw text -> typed value, or _Bad("what is wrong (expected ...)") ----
-
-
-class _Bad(Exception):
-    """A value is wrong; the message says how and what was expected."""
-
-
-Conv = Callable[[str], Any]
-
-
-def _text(raw: str) -> str:
-    return raw
-
-
-def _nonempty(raw: str) -> str:
-    if not raw:
-        raise _Bad("empty (expected a value)")
-    return raw
-
-
-_BOOLS = {"yes": True, "true": True, "on": True, "1": True}
-_BOOLS.update({"no": False, "false": False, "off": False, "0": False})
-
-
-def _bool(raw: str) -> bool:
-    try:
-        return _BOOLS[raw.lower()]
-    except KeyError:
-        raise _Bad(f"{raw!r} is not a boolean (expected yes/no, true/false, on/off or 1/0)") from None
-
-
-def _int(lo: int, hi: int | None = None) -> Conv:
-    expected = f"a whole number from {lo} to {hi}" if hi is not None else f"a whole number >= {lo}"
-
-    def conv(raw: str) -> int:
-        try:
-            value = int(raw)
-        except ValueError:
-            raise _Bad(f"{raw!r} is not a whole number (expected {expected})") from None
-        if value < lo or (hi is not None and value > hi):
-            raise _Bad(f"{value} is out of range (expected {expected})")
-        return value
-
-    return conv
-
-
-def _positive_float(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise _Bad(f"{raw!r} is not a number (expected a number > 0)") from None
-    if not value > 0 or value == float("inf"):
-        raise _Bad(f"{raw!r} is out of range (expected a number > 0)")
-    return value
-
-
-def _names(raw: str) -> tuple[str, ...]:
-    """A comma-separated list; empty items (a trailing comma) are dropped."""
-    items = tuple(item.strip() for item in raw.replace("\n", ",").split(","))
-    return tuple(item for item in items if item)
-
-
-def _nonempty_names(raw: str) -> tuple[str, ...]:
-    names = _names(raw)
-    if not names:
-        raise _Bad("empty (expected a comma-separated list)")
-    return names
-
-
-def _path(raw: str) -> str:
-    if not raw:
-        raise _Bad("empty (expected a path)")
-    return os.path.expandvars(os.path.expanduser(raw))
-
-
-def _existing_file(raw: str) -> str:
-    path = _path(raw)
-    if not os.path.isfile(path):
-        raise _Bad(f"{path!r} does not exist or is not a file (expected an existing file)")
-    return path
-
-
-def _sep(raw: str) -> str:
-    if len(raw) != 1 or not raw.isprintable() or raw.isspace() or raw in "'\"":
-        raise _Bad(f"{raw!r} is not one separator character (expected e.g. '.' or '/', without quotes)")
-    return raw
-
-
-def _cacert(raw: str) -> str | None:
-    return None if raw == "OS-DEFAULT" else _existing_file(raw)
-
-
-_HEX_LENGTHS = {64: "SHA-256", 128: "SHA-512"}
-
-
-def _fingerprints(raw: str) -> tuple[str, ...]:
-    out = []
-    for item in _names(raw):
-        digest = item.replace(":", "").lower()
-        if not re.fullmatch(r"[0-9a-f]+", digest):
-            raise _Bad(f"{item!r} is not hexadecimal (expected SHA-256 or SHA-512 hex, colons allowed)")
-        if len(digest) not in _HEX_LENGTHS:
-            raise _Bad(
-                f"{item!r} has {len(digest)} hex digits (expected 64 for SHA-256 or 128 for SHA-512; "
-                "SHA-1 and others are not accepted)"
-            )
-        out.append(digest)
-    if not out:
-        raise _Bad("empty (expected SHA-256 or SHA-512 hex fingerprints, comma-separated)")
-    return tuple(out)
-
-
-def _mechanisms(raw: str) -> tuple[str, ...]:
-    try:
-        return auth_options.parse_mechanisms(raw)
-    except ValueError as e:
-        raise _Bad(str(e)) from None
-
-
-def _expr(raw: str) -> str:
-    return _nonempty(raw)  # syntax is checked by the section reader, which knows pythonfile
-
-
 # --- the option tables ---------------------------------------------------------------------
 
-GENERAL_OPTIONS: dict[str, Conv] = {
-    "accounts": _names,
-    "maxsyncaccounts": _int(1),
-    "ui": _nonempty_names,
-    "metadata": _path,
-    "pythonfile": _existing_file,
-    "socktimeout": _positive_float,
-    "fsync": _bool,
-    "maxworkermemory": _int(0),
+GENERAL_OPTIONS: dict[str, v.Conv] = {
+    "accounts": v.names,
+    "maxsyncaccounts": v.whole(1),
+    "ui": v.nonempty_names,
+    "metadata": v.path,
+    "pythonfile": v.existing_file,
+    "socktimeout": v.positive_float,
+    "fsync": v.boolean,
+    "maxworkermemory": v.whole(0),
 }
-ACCOUNT_OPTIONS: dict[str, Conv] = {
-    "localrepository": _nonempty,
-    "remoterepository": _nonempty,
-    "autorefresh": _positive_float,
-    "quick": _int(-1),  # OfflineIMAP: -1 always quick, 0 never, N quick runs between full ones
-    "presynchook": _nonempty,
-    "postsynchook": _nonempty,
-    "newmail_hook": _nonempty,
-    "max_delete_percent": _int(0, 100),
-    "maxsize": _int(1),
-    "splitthreshold": _int(0),
+ACCOUNT_OPTIONS: dict[str, v.Conv] = {
+    "localrepository": v.nonempty,
+    "remoterepository": v.nonempty,
+    "autorefresh": v.positive_float,
+    "quick": v.whole(-1),  # OfflineIMAP: -1 always quick, 0 never, N quick runs between full ones
+    "presynchook": v.nonempty,
+    "postsynchook": v.nonempty,
+    "newmail_hook": v.nonempty,
+    "max_delete_percent": v.whole(0, 100),
+    "maxsize": v.whole(1),
+    "splitthreshold": v.whole(0),
 }
-_REPO_COMMON: dict[str, Conv] = {
-    "type": _nonempty,
-    "folderfilter": _expr,
-    "nametrans": _expr,
-    "sync_deletes": _bool,
-    "readonly": _bool,
-    "createfolders": _bool,
+_REPO_COMMON: dict[str, v.Conv] = {
+    "type": v.nonempty,
+    "folderfilter": v.expr,
+    "nametrans": v.expr,
+    "sync_deletes": v.boolean,
+    "readonly": v.boolean,
+    "createfolders": v.boolean,
 }
-MAILDIR_OPTIONS: dict[str, Conv] = {**_REPO_COMMON, "localfolders": _path, "sep": _sep}
-IMAP_OPTIONS: dict[str, Conv] = {
+MAILDIR_OPTIONS: dict[str, v.Conv] = {**_REPO_COMMON, "localfolders": v.path, "sep": v.sep}
+IMAP_OPTIONS: dict[str, v.Conv] = {
     **_REPO_COMMON,
-    "remotehost": _nonempty,
-    "remotehosteval": _expr,
-    "remoteport": _int(1, 65535),
-    "remoteporteval": _expr,
-    "remoteuser": _nonempty,
-    "remoteusereval": _expr,
-    "remotepass": _text,
-    "remotepassfile": _path,
-    "remotepasseval": _expr,
-    "ssl": _bool,
-    "starttls": _bool,
-    "sslcacertfile": _cacert,
-    "cert_fingerprint": _fingerprints,
-    "maxconnections": _int(1),
-    "holdconnectionopen": _bool,
-    "keepalive": _int(1),
-    "expunge": _bool,
-    "idlefolders": _expr,
-    "auth_mechanisms": _mechanisms,
-    **{option: _nonempty for option in auth_options.VALUES},
-    **{option + "_eval": _expr for option in auth_options.EVALUATED},
+    "remotehost": v.nonempty,
+    "remotehosteval": v.expr,
+    "remoteport": v.whole(1, 65535),
+    "remoteporteval": v.expr,
+    "remoteuser": v.nonempty,
+    "remoteusereval": v.expr,
+    "remotepass": v.text,
+    "remotepassfile": v.path,
+    "remotepasseval": v.expr,
+    "ssl": v.boolean,
+    "starttls": v.boolean,
+    "sslcacertfile": v.cacert,
+    "cert_fingerprint": v.fingerprints,
+    "maxconnections": v.whole(1),
+    "holdconnectionopen": v.boolean,
+    "keepalive": v.whole(1),
+    "expunge": v.boolean,
+    "idlefolders": v.expr,
+    "auth_mechanisms": v.mechanisms,
+    **{option: v.nonempty for option in auth_options.VALUES},
+    **{option + "_eval": v.expr for option in auth_options.EVALUATED},
 }
 # Expressions compiled at load to report mistakes early; callables vs. any expression.
 _CALLABLE_EXPRS = ("folderfilter", "nametrans")
@@ -361,7 +238,7 @@ class _Reader:
     def read(
         self,
         section: str,
-        table: Mapping[str, Conv],
+        table: Mapping[str, v.Conv],
         ignored: frozenset[str] = frozenset(),
         unsupported: frozenset[str] = frozenset(),
     ) -> dict[str, Any]:
@@ -388,7 +265,7 @@ class _Reader:
                 continue
             try:
                 values[option] = conv(raw)
-            except _Bad as e:
+            except v.Bad as e:
                 raise self.error(section, option, str(e)) from None
         return values
 
