@@ -3,6 +3,8 @@ after every journal step followed by a resume (the isync run-tests technique).""
 
 from __future__ import annotations
 
+import time
+from array import array
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,10 @@ from fastsync.folders import FolderPair
 from fastsync.model import SEEN, Outgoing
 from fastsync.plan import PlanOptions
 from fastsync.state import StateFile
+from fastsync.stores import maildir_io as mio
+from fastsync.stores.base import Changes
 from fastsync.stores.maildir import MaildirStore
+from fastsync.uidmap import UID_CODE
 
 
 class Crash(Exception):
@@ -238,3 +243,47 @@ def test_first_pull_that_got_everything_records_the_whole_range_as_seen(tmp_path
     state = StateFile(state_path, fsync=False).load()
     assert state is not None and state.far_max_uid == 12 and len(state.pairs) == 12
     assert state_is_current(far_root, near_root, state_path)
+
+
+class ListsByDifference(MaildirStore):
+    """A far Maildir that lists by difference as a CONDSTORE server does: every UID present,
+    and flags for a superset of those that changed (here: all of them)."""
+
+    def list_changes(self, since_modseq: int, sizes_above: int) -> Changes | None:
+        listing = self.list_messages(sizes_above)
+        return Changes(
+            uids=array(UID_CODE, sorted(listing.flags)), flags=dict(listing.flags), sizes=dict(listing.sizes)
+        )
+
+
+@pytest.mark.parametrize("far_kind", [ListsByDifference, MaildirStore], ids=["by-difference", "full"])
+def test_far_flag_changes_find_their_near_files_during_the_near_listing(tmp_path, monkeypatch, far_kind):
+    """Far flags toggled both ways: told which near messages will change before the near
+    listing, the Maildir finds their files in that scan, and needs no scan of its own after."""
+    from fastsync.stores import maildir_scan
+
+    far_root, near_root = tmp_path / "far", tmp_path / "near"
+    make_side(far_root, "far", 20)
+    state_path = tmp_path / "state" / "INBOX.state"
+    state_path.parent.mkdir(mode=0o700)
+    time.sleep(mio.TICK_NS / 1e9)  # so that the first run records the far change mark
+    run(far_root, near_root, StateFile(state_path, fsync=False))
+    far = MaildirStore(far_root, fsync=False)
+    far.connect()
+    far.select("INBOX")
+    far.set_flags([2, 3], 8, 0)  # \Flagged on
+    far.set_flags([4], 0, SEEN)  # \Seen off (make_side's every third message is seen: UIDs 1, 4, ...)
+    far.flush()
+    time.sleep(mio.TICK_NS / 1e9)  # a Maildir's change mark is unknown within a tick of a change
+    scans = []
+    real = maildir_scan.locate
+    monkeypatch.setattr(maildir_scan, "locate", lambda *args: scans.append(1) or real(*args))
+    f, n = far_kind(far_root, fsync=False), MaildirStore(near_root, fsync=False)
+    f.connect()
+    n.connect()
+    opts = EngineOptions(plan=PlanOptions(), batch_count=7)
+    pair = FolderPair("INBOX", "INBOX", True, True)
+    stats = sync_folder(f, n, pair, StateFile(state_path, fsync=False), opts, lambda e: None)
+    assert stats.flags_near == 3, stats
+    assert snapshot(far_root) == snapshot(near_root)
+    assert len(scans) == (0 if far_kind is ListsByDifference else 1), scans

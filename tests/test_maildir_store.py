@@ -172,26 +172,36 @@ def test_flags_live_in_names_and_new_files_move_to_cur(store: MaildirStore, root
     assert store.list_messages(0).flags[u3] == SEEN
 
 
-@pytest.mark.parametrize("told", [True, False])
-def test_will_change_finds_the_files_of_several_flag_changes_in_one_scan(
-    store: MaildirStore, root: Path, monkeypatch: pytest.MonkeyPatch, told: bool
+@pytest.mark.parametrize("told", ["before its listing", "after it", "never"])
+def test_will_change_finds_the_files_of_several_changes_at_once(
+    store: MaildirStore, root: Path, monkeypatch: pytest.MonkeyPatch, told: str
 ) -> None:
-    for i in range(4):
-        deliver(root / "INBOX", f"{100 + i}.M1P1Q{i}.mda:2,S", sub="cur")
+    assert store.append([msg(i, SEEN) for i in range(4)]) == [1, 2, 3, 4]
+    store.flush()
+    cur = root / "INBOX" / "cur"
+    [four] = [n for n in os.listdir(cur) if ",U=4," in n]
+    shutil.copy(cur / four, cur / ("0" + four))  # a twin of 4, first by name: the original is renumbered
     fresh = open_store(root)
     fresh.select("INBOX")
-    a, b, c, d = sorted(fresh.list_messages(0).flags)
     scans = []
     real = maildir_scan.locate
-    monkeypatch.setattr(maildir_scan, "locate", lambda *args: scans.append(1) or real(*args))
-    if told:
-        fresh.will_change([a, b, c, d])
-    fresh.set_flags([a, b], FLAGGED, 0)
-    fresh.set_flags([c], 0, SEEN)
-    fresh.delete([d])
+    monkeypatch.setattr(maildir_scan, "locate", lambda *args: scans.append(set(args[2])) or real(*args))
+    if told == "before its listing":
+        fresh.will_change([1, 2, 3, 4])
+    listed = fresh.list_messages(0).flags
+    assert sorted(listed) == [1, 2, 3, 4, 5], "one of the twins got a UID of its own"
+    if told == "after it":
+        fresh.will_change([1, 2, 3])
+    fresh.set_flags([1, 2], FLAGGED, 0)
+    fresh.set_flags([3], 0, SEEN)
+    fresh.delete([5])
     fresh.flush()
-    assert len(scans) == (1 if told else 3)
-    assert fresh.list_messages(0).flags == {a: SEEN | FLAGGED, b: SEEN | FLAGGED, c: 0}
+    # the listing's own scan for the twin aside, only the calls not found beforehand scan
+    looked_for = [w for w in scans if w != {4}]
+    assert len(looked_for) == {"before its listing": 1, "after it": 2, "never": 3}[told], scans
+    if told == "before its listing":
+        assert looked_for == [{5}], "the UID numbered after the listing is the only one looked for"
+    assert fresh.list_messages(0).flags == {1: SEEN | FLAGGED, 2: SEEN | FLAGGED, 3: 0, 4: SEEN}
     fresh.close()
 
 

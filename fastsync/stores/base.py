@@ -95,6 +95,9 @@ class Listing(msgspec.Struct):
 
     flags: Mapping[int, int]
     sizes: Mapping[int, int]
+    # A listing by difference (CONDSTORE): the UIDs listed as changed since the mark; None
+    # for a full listing.
+    moved: list[int] | None = None
 
 
 class Changes(msgspec.Struct):
@@ -180,8 +183,9 @@ class Store(abc.ABC):
 
     def will_change(self, uids: list[int]) -> None:  # noqa: B027  (optional: most stores need no lookup)
         """The messages the next ``set_flags``/``delete`` calls of this folder will touch, all
-        at once: a store that must look its messages up (Maildir: one scan of the folder) finds
-        them in one go instead of once per call. Nothing else; the default does nothing."""
+        at once: a store that must look its messages up (Maildir: a scan of the folder) finds
+        them in one go instead of once per call, or, told before ``list_messages``, during its
+        listing. Nothing else; the default does nothing."""
 
     @abc.abstractmethod
     def set_flags(self, uids: list[int], add: int, remove: int) -> None:

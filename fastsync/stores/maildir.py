@@ -77,6 +77,7 @@ class _Folder(msgspec.Struct):
     # listing keeps no name per message (maildir_scan)
     loc: dict[int, tuple[str, str]] = msgspec.field(default_factory=dict)
     listed: bool = False  # files without a UID have been numbered
+    want: set[int] = msgspec.field(default_factory=set)  # UIDs whose files the listing is to find
     dirty: set[str] = msgspec.field(default_factory=set)  # subdirs changed since their last fsync
 
     @property
@@ -210,7 +211,9 @@ class MaildirStore(Store):
         sel = self._selected()
         if sel.phantom:
             return Listing(flags={}, sizes={})
-        found = ms.scan_listing(sel.dir, self._uid_reader(sel), sizes_above, self._counted(sel))
+        found = ms.scan_listing(sel.dir, self._uid_reader(sel), sizes_above, self._counted(sel), sel.want)
+        sel.want = set()
+        sel.loc.update(found.located)
         flags, sizes = found.flags, found.sizes
         if found.twins:
             self._part_twins(sel, found)
@@ -316,7 +319,9 @@ class MaildirStore(Store):
         if sel.phantom or self._readonly or self._dry_run:
             return
         missing = {u for u in uids if u not in sel.loc}
-        if missing:
+        if not sel.listed:
+            sel.want |= missing  # the listing finds them on its way
+        elif missing:
             self._locate(sel, missing)
 
     def set_flags(self, uids: list[int], add: int, remove: int) -> None:

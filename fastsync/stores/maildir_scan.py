@@ -37,12 +37,14 @@ Entry = tuple[str, str | None, str, str]  # (base, info, subdir, file name)
 
 class Scanned(msgspec.Struct):
     """What a listing scan found: flags of files with a valid UID, sizes of those above the
-    asked UID, files to number (``fresh``), and UIDs held by more than one file (``twins``)."""
+    asked UID, files to number (``fresh``), UIDs held by more than one file (``twins``), and
+    the (subdir, name) of the files of the UIDs the caller wanted (none of a twin)."""
 
     flags: UidMap
     sizes: UidMapBuilder
     fresh: list[Entry] = msgspec.field(default_factory=list)
     twins: set[int] = msgspec.field(default_factory=set)
+    located: dict[int, tuple[str, str]] = msgspec.field(default_factory=dict)  # the wanted UIDs' files
 
 
 class UidReader(msgspec.Struct, frozen=True):
@@ -120,13 +122,21 @@ def _walk(
     raise FolderError(f"Maildir folder {folder!r}: new/ and cur/ kept changing over {attempts} scans")
 
 
-def scan_listing(folder: str, reader: UidReader, sizes_above: int, stable: Stable | None = None) -> Scanned:
-    """Scan a folder for its listing; sizes (file sizes) are taken for UIDs above ``sizes_above``."""
+def scan_listing(
+    folder: str,
+    reader: UidReader,
+    sizes_above: int,
+    stable: Stable | None = None,
+    want: set[int] | None = None,
+) -> Scanned:
+    """Scan a folder for its listing; sizes (file sizes) are taken for UIDs above ``sizes_above``,
+    and the files of the UIDs in ``want`` are noted (``located``)."""
     if reader.limit > _TABLE_MAX:
-        return _scan_sparse(folder, reader, sizes_above, stable)
+        return _scan_sparse(folder, reader, sizes_above, stable, want)
     table = bytearray(max(reader.limit, 1))
     out = Scanned(flags=UidMap(), sizes=UidMapBuilder(SIZES_CODE))
     info_flags = functools.lru_cache(maxsize=256)(mn.info_flags)  # a folder has few distinct infos
+    wanted = want or ()
 
     def visit(sub: str, names: list[str]) -> None:
         cur = sub == "cur"
@@ -139,25 +149,38 @@ def scan_listing(folder: str, reader: UidReader, sizes_above: int, stable: Stabl
                 table[uid] = _PRESENT | (info_flags(info) if cur else 0)
                 if uid > sizes_above:
                     out.sizes.add(uid, mio.file_size(os.path.join(folder, sub, mn.join_name(base, info))))
+                if uid in wanted:
+                    out.located[uid] = (sub, mn.join_name(base, info))
 
     def reset() -> None:
         table[:] = bytes(len(table))
         out.fresh.clear()
         out.twins.clear()
+        out.located.clear()
         out.sizes = UidMapBuilder(SIZES_CODE)
 
     _walk(folder, visit, reset, stable)
     uids = array(UID_CODE, compress(range(len(table)), table))  # C-level: no loop per UID here
     flags = array(FLAGS_CODE, table.replace(b"\0", b"").translate(_STRIP))
     out.flags = UidMap(uids, flags)
+    _drop_twins(out)
     return out
 
 
-def _scan_sparse(folder: str, reader: UidReader, sizes_above: int, stable: Stable | None) -> Scanned:
+def _drop_twins(out: Scanned) -> None:
+    """A twin's file is chosen by name once all are known (the store's _part_twins)."""
+    for uid in out.twins:
+        out.located.pop(uid, None)
+
+
+def _scan_sparse(
+    folder: str, reader: UidReader, sizes_above: int, stable: Stable | None, want: set[int] | None
+) -> Scanned:
     """The same for UIDs too far apart for a table: a builder, sorted at the end."""
     out = Scanned(flags=UidMap(), sizes=UidMapBuilder(SIZES_CODE))
     builder = UidMapBuilder(FLAGS_CODE)
     seen: set[int] = set()
+    wanted = want or ()
 
     def visit(sub: str, names: list[str]) -> None:
         for base, info, uid in reader.read(names):
@@ -170,6 +193,8 @@ def _scan_sparse(folder: str, reader: UidReader, sizes_above: int, stable: Stabl
                 builder.add(uid, mn.info_flags(info) if sub == "cur" else 0)
                 if uid > sizes_above:
                     out.sizes.add(uid, mio.file_size(os.path.join(folder, sub, mn.join_name(base, info))))
+                if uid in wanted:
+                    out.located[uid] = (sub, mn.join_name(base, info))
 
     def reset() -> None:
         nonlocal builder
@@ -177,10 +202,12 @@ def _scan_sparse(folder: str, reader: UidReader, sizes_above: int, stable: Stabl
         seen.clear()
         out.fresh.clear()
         out.twins.clear()
+        out.located.clear()
         out.sizes = UidMapBuilder(SIZES_CODE)
 
     _walk(folder, visit, reset, stable)
     out.flags = builder.finish()
+    _drop_twins(out)
     return out
 
 
